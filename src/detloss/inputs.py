@@ -1,0 +1,70 @@
+"""Input checks and the compute dtype shared by every loss.
+
+Checks look only at shapes, dtypes and Python parameters, never at tensor values, so they cost no
+host-device synchronisation and trace cleanly under ``torch.compile(fullgraph=True)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def compute_dtype(*tensors: Tensor) -> torch.dtype:
+    """The dtype a loss computes in: the promoted dtype, with float16/bfloat16/integers -> float32."""
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    if dtype in _HALF or not dtype.is_floating_point:
+        return torch.float32
+    return dtype
+
+
+def check_tensor(value: object, name: str) -> Tensor:
+    """Raise ``TypeError`` unless ``value`` is a tensor."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    return value
+
+
+def check_floating(value: object, name: str) -> Tensor:
+    """Raise ``TypeError`` unless ``value`` is a floating-point tensor."""
+    t = check_tensor(value, name)
+    if not t.dtype.is_floating_point:
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
+    return t
+
+
+def check_same_shape(pred: Tensor, target: Tensor) -> None:
+    """Raise ``ValueError`` when the shapes differ (detloss never broadcasts pred against target)."""
+    if pred.shape != target.shape:
+        raise ValueError(
+            f"pred and target must have the same shape, got pred {tuple(pred.shape)} "
+            f"and target {tuple(target.shape)}"
+        )
+
+
+def prepare_pair(pred: object, target: object) -> tuple[Tensor, Tensor]:
+    """Check a (pred, target) pair of equal shapes and cast both to the compute dtype."""
+    pred_t = check_floating(pred, "pred")
+    target_t = check_tensor(target, "target")
+    check_same_shape(pred_t, target_t)
+    dtype = compute_dtype(pred_t, target_t)
+    return pred_t.to(dtype), target_t.to(dtype)
+
+
+def check_number(value: object, name: str, *, low: float, strict: bool) -> float:
+    """Return ``value`` as a float after checking ``value > low`` (``strict``) or ``value >= low``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    number = float(value)
+    # Comparisons only (NaN fails both): math.isfinite cannot trace a symbolic float.
+    ok = (number > low if strict else number >= low) and number < math.inf
+    if not ok:
+        bound = ">" if strict else ">="
+        raise ValueError(f"{name} must be a finite number {bound} {low:g}, got {value!r}")
+    return number

@@ -1,0 +1,81 @@
+"""The one reduction mechanism every detloss loss goes through.
+
+``loss -> loss * weight -> reduction -> / avg_factor`` with mmdetection's semantics:
+
+* ``reduction="none"`` returns the weighted element-wise loss (``avg_factor`` is ignored);
+* ``"sum"`` returns its sum (an ``avg_factor`` is an error, as in mmdetection);
+* ``"mean"`` returns ``sum / numel`` or, with ``avg_factor``, ``sum / (avg_factor + eps)`` where
+  ``eps = torch.finfo(torch.float32).eps``. Note that this is the mean over *all* elements, not a
+  weighted mean: zero-weight elements count in the denominator.
+
+An empty loss reduces to an exact ``0`` that stays connected to the autograd graph ("mean" divides
+by ``max(numel, 1)``), where ``torch.mean`` would give NaN. Nothing here reads tensor values, so
+reductions never synchronise with the device.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypeAlias
+
+import torch
+from torch import Tensor
+
+from detloss.inputs import check_tensor
+
+Reduction: TypeAlias = Literal["none", "mean", "sum"]
+REDUCTIONS: tuple[str, ...] = ("none", "mean", "sum")
+AVG_FACTOR_EPS: float = torch.finfo(torch.float32).eps
+
+
+def check_reduction(reduction: object) -> Reduction:
+    """Return ``reduction`` if it is one of "none", "mean", "sum"; raise ``ValueError`` otherwise."""
+    if reduction == "none" or reduction == "mean" or reduction == "sum":
+        return reduction
+    raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+
+
+def check_weight(weight: object, shape: torch.Size, name: str = "weight") -> Tensor:
+    """Check that ``weight`` is a tensor that broadcasts to ``shape`` (without growing it)."""
+    w = check_tensor(weight, name)
+    try:
+        broadcast = torch.broadcast_shapes(w.shape, shape)
+    except RuntimeError:
+        broadcast = None
+    if broadcast != shape:
+        raise ValueError(
+            f"{name} of shape {tuple(w.shape)} cannot broadcast to the element-wise loss of "
+            f"shape {tuple(shape)}"
+        )
+    return w
+
+
+def weight_reduce_loss(
+    loss: Tensor,
+    weight: Tensor | None = None,
+    reduction: str = "mean",
+    avg_factor: float | Tensor | None = None,
+) -> Tensor:
+    """Apply an element-wise ``weight``, then ``reduction`` and ``avg_factor`` to ``loss``.
+
+    Args:
+        loss: element-wise loss of any shape.
+        weight: optional weight that broadcasts to ``loss.shape``.
+        reduction: "none", "mean" or "sum".
+        avg_factor: optional normaliser for "mean" (a number or a tensor); "sum" rejects it.
+
+    Returns:
+        ``loss``'s shape for "none", a scalar otherwise, in ``loss``'s dtype.
+    """
+    reduction = check_reduction(reduction)
+    if reduction == "sum" and avg_factor is not None:
+        raise ValueError('avg_factor cannot be used with reduction="sum"; use "mean" or "none"')
+    if weight is not None:
+        loss = loss * check_weight(weight, loss.shape).to(loss.dtype)
+    if reduction == "none":
+        return loss
+    total = loss.sum()
+    if reduction == "sum":
+        return total
+    if avg_factor is None:
+        return total / torch.sym_max(loss.numel(), 1)
+    return total / (avg_factor + AVG_FACTOR_EPS)

@@ -1,0 +1,209 @@
+"""Element-wise regression losses: Smooth L1 (beta, sigma and Caffe forms), Huber, L1, L2, Balanced L1.
+
+Every function takes ``pred`` and ``target`` of the same shape (no broadcasting), computes
+float16/bfloat16 inputs in float32, and reduces through :func:`detloss.reduction.weight_reduce_loss`
+(``weight``, ``reduction`` in {"none", "mean", "sum"}, ``avg_factor``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from detloss.backend import fusable
+from detloss.inputs import check_number, prepare_pair
+from detloss.reduction import check_weight, weight_reduce_loss
+
+
+def resolve_beta(beta: float | None, sigma: float | None) -> float:
+    """The Smooth L1 ``beta`` from either parameterisation: ``beta`` or Caffe's ``sigma`` (beta = 1/sigma^2).
+
+    Neither given means beta = 1.0; both given is an error.
+    """
+    if beta is not None and sigma is not None:
+        raise ValueError(
+            f"give beta or sigma, not both (got beta={beta!r}, sigma={sigma!r}); beta = 1 / sigma**2"
+        )
+    if sigma is not None:
+        return 1.0 / check_number(sigma, "sigma", low=0.0, strict=True) ** 2
+    if beta is None:
+        return 1.0
+    return check_number(beta, "beta", low=0.0, strict=False)
+
+
+@fusable
+def smooth_l1_loss(
+    pred: Tensor,
+    target: Tensor,
+    beta: float | None = None,
+    *,
+    sigma: float | None = None,
+    weight: Tensor | None = None,
+    reduction: str = "mean",
+    avg_factor: float | Tensor | None = None,
+) -> Tensor:
+    """Smooth L1 loss (Girshick, Fast R-CNN, ICCV 2015).
+
+    With ``x = pred - target``::
+
+        loss(x) = 0.5 * x**2 / beta      if |x| < beta
+                  |x| - 0.5 * beta       otherwise
+
+    Args:
+        pred, target: tensors of the same shape ``(*)``; ``pred`` floating point.
+        beta: the quadratic zone's half-width, ``beta >= 0`` (default 1.0). ``beta == 0`` is exactly
+            L1 with finite gradients (a ``torch.where`` formulation divides by zero in the unused
+            branch and sends NaN into the gradient, PyTorch issue 96813; fvcore avoids it the same
+            way, by computing L1 below ``beta < 1e-5``).
+        sigma: Caffe / py-faster-rcnn parameterisation, ``sigma > 0``; ``beta = 1 / sigma**2``.
+            Give ``beta`` or ``sigma``, not both.
+        weight, reduction, avg_factor: see :func:`detloss.reduction.weight_reduce_loss`.
+
+    Conventions: PyTorch ``F.smooth_l1_loss(beta=b)``, fvcore ``smooth_l1_loss(beta=b)`` and
+    mmdetection ``SmoothL1Loss(beta=b)`` are ``beta=b``; py-faster-rcnn's RPN ``sigma=3`` and its
+    detection head ``sigma=1``; torchvision's RPN and RoI heads use ``beta=1/9`` with ``"sum"``
+    divided by the number of sampled anchors/RoIs; detectron2's default ``SMOOTH_L1_BETA`` is 0 (L1).
+    Huber's ``delta`` form is ``delta * smooth_l1_loss(beta=delta)`` (:func:`huber_loss`).
+    """
+    beta = resolve_beta(beta, sigma)
+    pred, target = prepare_pair(pred, target)
+    # PyTorch's kernel computes plain L1 (with its finite sign gradient) when beta == 0.
+    loss = F.smooth_l1_loss(pred, target, reduction="none", beta=beta)
+    return weight_reduce_loss(loss, weight, reduction, avg_factor)
+
+
+@fusable
+def huber_loss(
+    pred: Tensor,
+    target: Tensor,
+    delta: float = 1.0,
+    *,
+    weight: Tensor | None = None,
+    reduction: str = "mean",
+    avg_factor: float | Tensor | None = None,
+) -> Tensor:
+    """Huber loss (Huber, 1964), ``delta > 0``.
+
+    With ``x = pred - target``::
+
+        loss(x) = 0.5 * x**2                  if |x| < delta
+                  delta * (|x| - 0.5 * delta)  otherwise
+
+    which is ``delta * smooth_l1_loss(beta=delta)``; equal to PyTorch's ``F.huber_loss(delta=delta)``.
+    Its gradient is ``x`` clipped to ``[-delta, delta]`` (Smooth L1's is clipped to ``[-1, 1]``).
+    """
+    delta = check_number(delta, "delta", low=0.0, strict=True)
+    pred, target = prepare_pair(pred, target)
+    loss = F.huber_loss(pred, target, reduction="none", delta=delta)
+    return weight_reduce_loss(loss, weight, reduction, avg_factor)
+
+
+@fusable
+def l1_loss(
+    pred: Tensor,
+    target: Tensor,
+    *,
+    weight: Tensor | None = None,
+    reduction: str = "mean",
+    avg_factor: float | Tensor | None = None,
+) -> Tensor:
+    """L1 loss ``|pred - target|``; ``smooth_l1_loss(beta=0)``. Equal to PyTorch's ``F.l1_loss``."""
+    pred, target = prepare_pair(pred, target)
+    loss = F.l1_loss(pred, target, reduction="none")
+    return weight_reduce_loss(loss, weight, reduction, avg_factor)
+
+
+@fusable
+def mse_loss(
+    pred: Tensor,
+    target: Tensor,
+    *,
+    weight: Tensor | None = None,
+    reduction: str = "mean",
+    avg_factor: float | Tensor | None = None,
+) -> Tensor:
+    """L2 loss ``(pred - target)**2`` (no 1/2 factor), equal to PyTorch's ``F.mse_loss``."""
+    pred, target = prepare_pair(pred, target)
+    loss = F.mse_loss(pred, target, reduction="none")
+    return weight_reduce_loss(loss, weight, reduction, avg_factor)
+
+
+@fusable
+def balanced_l1_loss(
+    pred: Tensor,
+    target: Tensor,
+    alpha: float = 0.5,
+    gamma: float = 1.5,
+    beta: float = 1.0,
+    *,
+    weight: Tensor | None = None,
+    reduction: str = "mean",
+    avg_factor: float | Tensor | None = None,
+) -> Tensor:
+    """Balanced L1 loss (Pang et al., Libra R-CNN, CVPR 2019).
+
+    With ``x = |pred - target|`` and ``b = exp(gamma / alpha) - 1``::
+
+        loss(x) = alpha / b * (b*x + 1) * log(b*x/beta + 1) - alpha*x   if x < beta
+                  gamma*x + gamma/b - alpha*beta                       otherwise
+
+    The constant ``gamma/b - alpha*beta`` makes the two pieces meet at ``x = beta``; the gradient is
+    ``alpha * log(b*x/beta + 1)`` inside (promoting small, inlier residuals) and ``gamma`` outside.
+    Parameters: ``alpha > 0``, ``gamma > 0``, ``beta > 0``; defaults as the paper and mmdetection's
+    ``BalancedL1Loss``.
+    """
+    alpha = check_number(alpha, "alpha", low=0.0, strict=True)
+    gamma = check_number(gamma, "gamma", low=0.0, strict=True)
+    beta = check_number(beta, "beta", low=0.0, strict=True)
+    pred, target = prepare_pair(pred, target)
+    b = math.expm1(gamma / alpha)
+    x = (pred - target).abs()
+    inner = alpha / b * (b * x + 1) * torch.log1p(b * x / beta) - alpha * x
+    outer = gamma * x + (gamma / b - alpha * beta)
+    loss = torch.where(x < beta, inner, outer)
+    return weight_reduce_loss(loss, weight, reduction, avg_factor)
+
+
+@fusable
+def caffe_smooth_l1_loss(
+    pred: Tensor,
+    target: Tensor,
+    inside_weight: Tensor,
+    outside_weight: Tensor,
+    sigma: float = 1.0,
+    dim: tuple[int, ...] = (1,),
+    *,
+    reduction: str = "mean",
+) -> Tensor:
+    """Smooth L1 as the Caffe ``SmoothL1Loss`` layer of py-faster-rcnn (Ren et al., NeurIPS 2015).
+
+    ::
+
+        d    = inside_weight * (pred - target)
+        f(d) = 0.5 * sigma**2 * d**2       if |d| < 1 / sigma**2
+               |d| - 0.5 / sigma**2        otherwise
+        loss = mean over the remaining dims of  sum over ``dim`` of  outside_weight * f(d)
+
+    ``f`` is :func:`smooth_l1_loss` with ``beta = 1/sigma**2``. In py-faster-rcnn the inside
+    weight is 1 on positive anchors' coordinates and 0 elsewhere, the outside weight
+    ``1 / number of labelled anchors``; the RPN used ``sigma=3``, the detection head ``sigma=1``.
+    The layer divides the total by the batch size N: for RPN deltas of shape (N, 4A, H, W) that is
+    ``dim=(1, 2, 3)``; for (R, 4) deltas the default ``dim=(1,)``.
+
+    Args:
+        pred, target: tensors of the same shape.
+        inside_weight, outside_weight: tensors that broadcast to ``pred``'s shape.
+        sigma: ``> 0``.
+        dim: the dimensions summed before the mean over the rest.
+        reduction: "mean" (the layer's semantics), "sum", or "none" (the per-row sums).
+    """
+    beta = resolve_beta(None, sigma)
+    pred, target = prepare_pair(pred, target)
+    inside = check_weight(inside_weight, pred.shape, "inside_weight").to(pred.dtype)
+    outside = check_weight(outside_weight, pred.shape, "outside_weight").to(pred.dtype)
+    f = F.smooth_l1_loss(inside * pred, inside * target, reduction="none", beta=beta)
+    per_row = (outside * f).sum(dim=dim)
+    return weight_reduce_loss(per_row, reduction=reduction)

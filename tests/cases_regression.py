@@ -1,0 +1,34 @@
+"""Catalogue entries for the regression losses (see ``tests/catalogue.py``)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+import detloss
+from tests.catalogue import LossCase
+
+
+def _pair(n: int, dtype: torch.dtype, g: torch.Generator) -> tuple[Tensor, ...]:
+    pred = (torch.randn(n, 4, generator=g, dtype=torch.float64) * 2).to(dtype)
+    target = torch.randn(n, 4, generator=g, dtype=torch.float64).to(dtype)
+    return pred, target
+
+
+def _caffe(n: int, dtype: torch.dtype, g: torch.Generator) -> tuple[Tensor, ...]:
+    pred, target = _pair(n, dtype, g)
+    inside = (torch.rand(n, 1, generator=g) < 0.5).to(dtype).expand(n, 4)
+    outside = torch.full((n, 4), 1.0 / max(n, 1), dtype=dtype)
+    return pred, target, inside, outside
+
+
+REGRESSION_CASES = [
+    LossCase("smooth_l1", detloss.smooth_l1_loss, _pair),
+    LossCase("smooth_l1_beta0", detloss.smooth_l1_loss, _pair, {"beta": 0.0}),
+    LossCase("smooth_l1_sigma3", detloss.smooth_l1_loss, _pair, {"sigma": 3.0}),
+    LossCase("huber", detloss.huber_loss, _pair, {"delta": 0.5}),
+    LossCase("l1", detloss.l1_loss, _pair),
+    LossCase("mse", detloss.mse_loss, _pair),
+    LossCase("balanced_l1", detloss.balanced_l1_loss, _pair),
+    LossCase("caffe_smooth_l1", detloss.caffe_smooth_l1_loss, _caffe, {"sigma": 3.0}),
+]

@@ -1,0 +1,102 @@
+"""Checks every functional loss must pass, run over the catalogue in ``tests/catalogue.py``."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import detloss
+from detloss.backend import FUSABLE
+from tests.catalogue import CASES, LossCase
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+CASE_PARAMS = [pytest.param(case, id=case.id) for case in CASES]
+CASE_REDUCTION_PARAMS = [
+    pytest.param(case, reduction, id=f"{case.id}-{reduction}")
+    for case in CASES
+    for reduction in case.reductions
+]
+
+
+def test_every_public_functional_loss_is_catalogued() -> None:
+    fusable = set(FUSABLE)
+    catalogued = {case.fn.__name__ for case in CASES}
+    assert fusable, "no fusable functional loss is defined"
+    assert all(getattr(detloss, name) is fn for name, fn in FUSABLE.items())
+    assert fusable <= catalogued, f"not in tests/catalogue.py: {sorted(fusable - catalogued)}"
+
+
+@pytest.mark.parametrize(("case", "reduction"), CASE_REDUCTION_PARAMS)
+def test_fullgraph_compile_matches_eager(case: LossCase, reduction: str) -> None:
+    compiled = torch.compile(case.fn, fullgraph=True, backend="eager", dynamic=True)
+    for n in (7, 3):
+        inputs = case.inputs(n, torch.float32, seed=n)
+        expected = case(*inputs, reduction=reduction)
+        got = compiled(*inputs, **{**case.kwargs, "reduction": reduction})
+        torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.parametrize(("case", "reduction"), CASE_REDUCTION_PARAMS)
+def test_gradcheck_float64(case: LossCase, reduction: str) -> None:
+    inputs = case.inputs(5, torch.float64, seed=1)
+    assert torch.autograd.gradcheck(
+        lambda *diff: case(*_replace(inputs, case.grad_args, diff), reduction=reduction),
+        tuple(inputs[i] for i in case.grad_args),
+    )
+
+
+def _replace(inputs: tuple[torch.Tensor, ...], positions: tuple[int, ...], new: tuple[torch.Tensor, ...]):
+    out = list(inputs)
+    for position, tensor in zip(positions, new, strict=True):
+        out[position] = tensor
+    return tuple(out)
+
+
+@pytest.mark.parametrize(("case", "reduction"), CASE_REDUCTION_PARAMS)
+def test_empty_input_gives_connected_zero(case: LossCase, reduction: str) -> None:
+    inputs = case.inputs(0, torch.float32)
+    loss = case(*inputs, reduction=reduction)
+    if reduction == "none":
+        assert loss.numel() == 0
+        loss = loss.sum()
+    else:
+        assert loss.shape == ()
+        assert loss.item() == 0.0
+    assert loss.requires_grad
+    loss.backward()
+    for i in case.grad_args:
+        grad = inputs[i].grad
+        assert grad is not None
+        assert grad.shape == inputs[i].shape
+        assert torch.isfinite(grad).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("case", CASE_PARAMS)
+def test_half_precision_is_computed_in_float32(case: LossCase, dtype: torch.dtype) -> None:
+    half = case.inputs(64, dtype, seed=2)
+    as_float = tuple(t.detach().float() if t.dtype == dtype else t for t in half)
+    loss = case(*half, reduction="mean")
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(loss, case(*as_float, reduction="mean"))
+    loss.backward()
+    for i in case.grad_args:
+        grad = half[i].grad
+        assert grad is not None
+        assert grad.dtype == dtype
+        assert torch.isfinite(grad).all()
+
+
+@pytest.mark.parametrize("case", CASE_PARAMS)
+def test_fused_backend_matches_eager(case: LossCase) -> None:
+    eager_inputs = case.inputs(33, torch.float32, seed=3)
+    fused_inputs = case.inputs(33, torch.float32, seed=3)
+    expected = case(*eager_inputs, reduction="mean")
+    expected.backward()
+    with detloss.use_backend("compile"):
+        got = case(*fused_inputs, reduction="mean")
+    got.backward()
+    torch.testing.assert_close(got, expected)
+    for i in case.grad_args:
+        torch.testing.assert_close(fused_inputs[i].grad, eager_inputs[i].grad)
