@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -17,7 +16,6 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
-def _fresh_dynamo() -> Iterator[None]:
+def _fresh_dynamo() -> None:
     """Each test starts with an empty torch.compile cache (compiled losses share wrapper code)."""
     torch._dynamo.reset()
-    yield

@@ -46,7 +46,9 @@ def test_gradcheck_float64(case: LossCase, reduction: str) -> None:
     )
 
 
-def _replace(inputs: tuple[torch.Tensor, ...], positions: tuple[int, ...], new: tuple[torch.Tensor, ...]):
+def _replace(
+    inputs: tuple[torch.Tensor, ...], positions: tuple[int, ...], new: tuple[torch.Tensor, ...]
+):
     out = list(inputs)
     for position, tensor in zip(positions, new, strict=True):
         out[position] = tensor

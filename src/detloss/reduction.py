@@ -38,7 +38,7 @@ def check_weight(weight: object, shape: torch.Size, name: str = "weight") -> Ten
     """Check that ``weight`` is a tensor that broadcasts to ``shape`` (without growing it)."""
     w = check_tensor(weight, name)
     try:
-        broadcast = torch.broadcast_shapes(w.shape, shape)
+        broadcast = torch.broadcast_shapes(w.shape, shape)  # type: ignore[no-untyped-call]
     except RuntimeError:
         broadcast = None
     if broadcast != shape:
@@ -77,5 +77,7 @@ def weight_reduce_loss(
     if reduction == "sum":
         return total
     if avg_factor is None:
-        return total / torch.sym_max(loss.numel(), 1)
+        # sym_max keeps a dynamic numel symbolic under torch.compile; max(0, 1) makes empty -> 0.
+        count: int = torch.sym_max(loss.numel(), 1)  # type: ignore[no-untyped-call]
+        return total / count
     return total / (avg_factor + AVG_FACTOR_EPS)

@@ -150,10 +150,11 @@ def balanced_l1_loss(
         loss(x) = alpha / b * (b*x + 1) * log(b*x/beta + 1) - alpha*x   if x < beta
                   gamma*x + gamma/b - alpha*beta                       otherwise
 
-    The constant ``gamma/b - alpha*beta`` makes the two pieces meet at ``x = beta``; the gradient is
-    ``alpha * log(b*x/beta + 1)`` inside (promoting small, inlier residuals) and ``gamma`` outside.
-    Parameters: ``alpha > 0``, ``gamma > 0``, ``beta > 0``; defaults as the paper and mmdetection's
-    ``BalancedL1Loss``.
+    The constant ``gamma/b - alpha*beta`` makes the two pieces meet at ``x = beta``. With the paper's
+    ``beta = 1`` the gradient is ``alpha * log(b*x + 1)`` inside (promoting small, inlier residuals)
+    and ``gamma`` outside. Parameters: ``alpha > 0``, ``gamma > 0``, ``beta > 0``; defaults and
+    formula as the paper and mmdetection's ``BalancedL1Loss`` (whose formula, for ``beta != 1``,
+    is slightly negative near ``x = 0``; detloss reproduces it rather than changing the numbers).
     """
     alpha = check_number(alpha, "alpha", low=0.0, strict=True)
     gamma = check_number(gamma, "gamma", low=0.0, strict=True)

@@ -45,7 +45,9 @@ class SmoothL1Loss(WeightedLoss):
 class HuberLoss(WeightedLoss):
     """:func:`detloss.huber_loss` as a module (``delta > 0``, default 1.0)."""
 
-    def __init__(self, delta: float = 1.0, reduction: str = "mean", loss_weight: float = 1.0):
+    def __init__(
+        self, delta: float = 1.0, reduction: str = "mean", loss_weight: float = 1.0
+    ) -> None:
         super().__init__(reduction, loss_weight)
         self.delta = check_number(delta, "delta", low=0.0, strict=True)
 
