@@ -271,7 +271,7 @@ def test_balanced_l1_with_the_papers_beta_is_nonnegative(
     # formula (which detloss reproduces) dips below zero near x = 0.
     x = torch.tensor(xs, dtype=torch.float64)
     loss = detloss.balanced_l1_loss(x, 0 * x, alpha, gamma, 1.0, reduction="none")
-    assert (loss >= 0).all()
+    assert (loss >= -1e-12).all()  # the two terms cancel for tiny x: allow rounding below 0
 
 
 @pytest.mark.parametrize("fn", FUNCTIONS)
