@@ -50,9 +50,11 @@ class LossCase:
 
 
 def _gather() -> list[LossCase]:
+    from tests.cases_classification import CLASSIFICATION_CASES
+    from tests.cases_iou import IOU_CASES
     from tests.cases_regression import REGRESSION_CASES
 
-    return [*REGRESSION_CASES]
+    return [*REGRESSION_CASES, *IOU_CASES, *CLASSIFICATION_CASES]
 
 
 CASES: list[LossCase] = _gather()

@@ -4,12 +4,23 @@ There is one definition of each loss (plain PyTorch). ``@fusable`` wraps it so t
 time, the active backend decides how it runs:
 
 * ``"eager"`` (default): the definition as written;
-* ``"compile"``: the same definition through ``torch.compile(dynamic=True)``, compiled once per
-  loss and reused for every shape (inductor fuses the element-wise chain into one kernel: C++ on
-  CPU, Triton on CUDA). If compilation fails, detloss warns once and runs eagerly from then on.
+* ``"compile"``: the same definition through ``torch.compile(dynamic=True)``; inductor fuses the
+  element-wise chain, forward and backward, into a few kernels (C++ on CPU, Triton on CUDA).
+
+Compiled functions are cached per loss and per *call structure*: which arguments are tensors or
+``None`` and the values of string, bool and tuple arguments (``reduction``, ``box_format``, ...).
+Each entry compiles its own copy of the definition, so it has its own torch.compile cache and
+recompile budget: sizes (other than 0 and 1) and int/float arguments such as ``avg_factor`` are
+symbolic and never recompile; a new value of a parameter the loss branches on (``beta``) adds a
+guarded graph to its entry (at most ``torch._dynamo.config.recompile_limit``, then eager).
+
+If compiling is impossible (no C++ compiler, unsupported platform or Python), detloss warns once
+and runs eagerly from then on. An error in the caller's input is told apart from a compiler
+failure by running the loss eagerly: if that raises too, its error is the one raised.
 
 Choose with :func:`set_backend`, the :func:`use_backend` context manager, or the environment
-variable ``DETLOSS_BACKEND`` read at import.
+variable ``DETLOSS_BACKEND`` read at import. The choice is read at every call, so functions and
+modules imported or built earlier follow it.
 """
 
 from __future__ import annotations
@@ -17,8 +28,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import types
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any, ParamSpec, TypeVar, cast
 
 import torch
@@ -35,15 +47,18 @@ class _State:
 
 
 _state = _State()
-_compiled: dict[Callable[..., Any], Callable[..., Any]] = {}
+_compiled: dict[tuple[object, ...], Callable[..., Any]] = {}
+_compile: Callable[[Callable[..., Any]], Callable[..., Any]] = functools.partial(
+    torch.compile, dynamic=True
+)
 FUSABLE: dict[str, Callable[..., Any]] = {}
 """Every function decorated with :func:`fusable`, by name."""
 
 
 def _check_backend(name: object) -> str:
-    if name not in BACKENDS:
+    if not isinstance(name, str) or name not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
-    return cast(str, name)
+    return name
 
 
 def set_backend(name: str) -> None:
@@ -67,12 +82,68 @@ def use_backend(name: str) -> Iterator[None]:
         _state.backend = previous
 
 
-def _compiled_version(fn: Callable[..., Any]) -> Callable[..., Any]:
-    compiled = _compiled.get(fn)
+def _static(value: object) -> object:
+    """What of an argument selects the compiled entry: its value, except tensors and numbers."""
+    if isinstance(value, torch.Tensor):
+        return torch.Tensor
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return type(value)  # symbolic under dynamic=True (avg_factor changes every step)
+    if isinstance(value, (tuple, list)):
+        return tuple(_static(item) for item in value)
+    return value if isinstance(value, Hashable) else type(value)
+
+
+def call_key(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[object, ...]:
+    """The compile-cache key of the call ``fn(*args, **kwargs)``."""
+    return (
+        fn,
+        tuple(_static(a) for a in args),
+        tuple((name, _static(v)) for name, v in kwargs.items()),
+    )
+
+
+def _copy(fn: Callable[..., Any]) -> Callable[..., Any]:
+    # torch.compile keeps its cache on the code object: a copy of it gives this entry its own.
+    function = cast(types.FunctionType, fn)
+    clone = types.FunctionType(
+        function.__code__.replace(),
+        function.__globals__,
+        function.__name__,
+        function.__defaults__,
+        function.__closure__,
+    )
+    clone.__kwdefaults__ = function.__kwdefaults__
+    return functools.update_wrapper(clone, fn)
+
+
+def compiled_version(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Callable[..., Any]:
+    """The cached ``torch.compile`` of ``fn`` for this call's structure (created on first use)."""
+    key = call_key(fn, args, kwargs)
+    compiled = _compiled.get(key)
     if compiled is None:
-        compiled = torch.compile(fn, dynamic=True)
-        _compiled[fn] = compiled
+        compiled = _compile(_copy(fn))
+        _compiled[key] = compiled
     return compiled
+
+
+def clear_compile_cache() -> None:
+    """Forget every compiled loss (torch's on-disk caches survive and make recompiling fast)."""
+    _compiled.clear()
+
+
+def _compile_failed(fn: Callable[..., Any], err: Exception) -> None:
+    _state.compile_failed = True
+    warnings.warn(
+        f"detloss: torch.compile of {fn.__name__} failed ({type(err).__name__}: "
+        f"{str(err).strip().splitlines()[0] if str(err).strip() else ''}); "
+        "running every loss eagerly from now on",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 def fusable(fn: Callable[P, R]) -> Callable[P, R]:
@@ -80,25 +151,16 @@ def fusable(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def dispatch(*args: P.args, **kwargs: P.kwargs) -> R:
-        if (
-            _state.backend == "eager"
-            or _state.compile_failed
-            or torch.compiler.is_compiling()
-        ):
+        if _state.backend == "eager" or _state.compile_failed or torch.compiler.is_compiling():
             return fn(*args, **kwargs)
         try:
-            return cast(R, _compiled_version(fn)(*args, **kwargs))
-        except (ValueError, TypeError, KeyError):
+            return cast(R, compiled_version(fn, args, kwargs)(*args, **kwargs))
+        except (ValueError, TypeError, KeyError, torch.OutOfMemoryError):
             raise
-        except Exception as err:  # inductor or the C++ toolchain could not build a kernel
-            _state.compile_failed = True
-            warnings.warn(
-                f"detloss: torch.compile failed ({type(err).__name__}: {err}); "
-                "falling back to the eager backend",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            return fn(*args, **kwargs)
+        except Exception as err:  # a compiler failure or the caller's error: eager tells
+            result = fn(*args, **kwargs)  # the caller's error raises here, from the eager code
+            _compile_failed(fn, err)
+            return result
 
     FUSABLE[fn.__name__] = dispatch
     return dispatch

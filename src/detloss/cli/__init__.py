@@ -36,3 +36,6 @@ def _root(
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+from detloss.cli import bench  # noqa: E402, F401  (commands register on app)

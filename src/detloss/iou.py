@@ -1,0 +1,273 @@
+"""The IoU-family box regression losses: IoU, GIoU, DIoU, CIoU, EIoU and SIoU.
+
+Every loss takes ``pred`` and ``target`` boxes of the same shape ``(..., 4)`` in ``box_format``
+("xyxy" default, "xywh", "cxcywh"; see :mod:`detloss.boxes`) and returns the element-wise loss of
+shape ``(...)`` reduced by :func:`detloss.reduction.weight_reduce_loss`. ``weight`` is either
+per box, ``(...)``, or per coordinate, ``(..., 4)``, which is averaged over the last dimension
+first (mmdetection's behaviour). Computation is in float32 (float64 for float64 input) from the
+first operation, so float16 boxes with coordinates in the thousands give the float32 result.
+
+Notation (per box pair): ``I``, ``U`` intersection and union areas, ``IoU = I / (U + eps)``,
+``C`` / ``(c_w, c_h)`` the smallest enclosing box's area / size, ``c^2 = c_w^2 + c_h^2``,
+``(dx, dy)`` the offset between the centres, ``rho^2 = dx^2 + dy^2``, ``(w, h)`` / ``(w_gt, h_gt)``
+the sizes of ``pred`` / ``target``. Every denominator carries ``eps`` (formulas and degenerate
+cases: ``docs/boxes.md``). A loss of boxes that do not overlap has a zero gradient through the
+IoU term (the intersection is constant 0 there): :func:`iou_loss` cannot move such boxes; the
+penalty terms of the other losses can.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypeAlias
+
+import torch
+from torch import Tensor
+
+from detloss.backend import fusable
+from detloss.boxes import (
+    EPS,
+    centre_offset,
+    distance_penalty,
+    enclosing_size,
+    iou_of_kind,
+    pair_geometry,
+    prepare_box_pair,
+    prod_xy,
+    sum_xy,
+)
+from detloss.inputs import check_number, check_tensor
+from detloss.reduction import weight_reduce_loss
+
+IoUMode: TypeAlias = Literal["log", "linear", "square"]
+IOU_MODES: tuple[str, ...] = ("log", "linear", "square")
+
+
+def check_mode(mode: object) -> IoUMode:
+    """Return ``mode`` if it is "log", "linear" or "square"; raise ``ValueError`` otherwise."""
+    if mode == "log" or mode == "linear" or mode == "square":
+        return mode
+    raise ValueError(f"mode must be one of {IOU_MODES}, got {mode!r}")
+
+
+def check_alpha_gate(alpha_gate: float | None) -> float | None:
+    """``None`` or a number in [0, 1) (the IoU above which CIoU's alpha * v applies)."""
+    if alpha_gate is None:
+        return None
+    gate = check_number(alpha_gate, "alpha_gate", low=0.0, strict=False)
+    if gate >= 1.0:
+        raise ValueError(f"alpha_gate must be None or in [0, 1), got {alpha_gate!r}")
+    return gate
+
+
+def reduce_box_loss(
+    loss: Tensor,
+    weight: Tensor | None,
+    reduction: str,
+    avg_factor: float | Tensor | None,
+) -> Tensor:
+    """:func:`weight_reduce_loss` after averaging a per-coordinate ``(..., 4)`` weight to ``(...)``."""
+    if weight is not None and check_tensor(weight, "weight").shape == (*loss.shape, 4):
+        weight = weight.to(loss.dtype).mean(dim=-1)
+    return weight_reduce_loss(loss, weight, reduction, avg_factor)
+
+
+@fusable
+def iou_loss(
+    pred: Tensor,
+    target: Tensor,
+    mode: str = "log",
+    eps: float = EPS,
+    *,
+    box_format: str = "xyxy",
+    check_boxes: bool = False,
+    weight: Tensor | None = None,
+    reduction: str = "mean",
+    avg_factor: float | Tensor | None = None,
+) -> Tensor:
+    """IoU loss (Yu et al., UnitBox, ACM MM 2016): with ``IoU`` clamped at ``eps`` from below::
+
+        "log":    -log(IoU)     (default, as mmdetection's ``iou_loss`` and ``IoULoss``)
+        "linear": 1 - IoU       (Huang et al., 2019; torchvision-style ``1 - box_iou``)
+        "square": 1 - IoU^2
+
+    Args:
+        pred, target: boxes ``(..., 4)`` in ``box_format``.
+        mode: "log", "linear" or "square".
+        eps: ``> 0``; in IoU's denominator and the clamp (so "log" is at most ``-log(eps)``).
+        check_boxes: validate boxes first (reads values: a host sync).
+        weight: ``(...)`` or ``(..., 4)`` (averaged over the last dimension).
+        reduction, avg_factor: see :func:`detloss.reduction.weight_reduce_loss`.
+
+    Boxes that do not overlap have IoU 0 and a zero gradient: use GIoU, DIoU or CIoU to move them.
+    """
+    mode = check_mode(mode)
+    eps = check_number(eps, "eps", low=0.0, strict=True)
+    p, t = prepare_box_pair(pred, target, box_format, check_boxes)
+    iou = pair_geometry(p, t, eps).iou.clamp(min=eps)
+    if mode == "linear":
+        loss = 1 - iou
+    elif mode == "square":
+        loss = 1 - iou * iou
+    else:
+        loss = -torch.log(iou)
+    return reduce_box_loss(loss, weight, reduction, avg_factor)
+
+
+@fusable
+def giou_loss(
+    pred: Tensor,
+    target: Tensor,
+    eps: float = EPS,
+    *,
+    box_format: str = "xyxy",
+    check_boxes: bool = False,
+    weight: Tensor | None = None,
+    reduction: str = "mean",
+    avg_factor: float | Tensor | None = None,
+) -> Tensor:
+    """Generalized IoU loss (Rezatofighi et al., CVPR 2019), in [0, 2]::
+
+        loss = 1 - IoU + (C - U) / (C + eps)
+
+    Equal to fvcore's ``giou_loss`` and torchvision's ``generalized_box_iou_loss`` (both eps=1e-7)
+    and mmdetection's ``GIoULoss``. Arguments as :func:`iou_loss` (no ``mode``).
+    """
+    eps = check_number(eps, "eps", low=0.0, strict=True)
+    p, t = prepare_box_pair(pred, target, box_format, check_boxes)
+    loss = 1 - iou_of_kind("giou", p, t, eps)
+    return reduce_box_loss(loss, weight, reduction, avg_factor)
+
+
+@fusable
+def diou_loss(
+    pred: Tensor,
+    target: Tensor,
+    eps: float = EPS,
+    *,
+    box_format: str = "xyxy",
+    check_boxes: bool = False,
+    weight: Tensor | None = None,
+    reduction: str = "mean",
+    avg_factor: float | Tensor | None = None,
+) -> Tensor:
+    """Distance IoU loss (Zheng et al., AAAI 2020), in [0, 2)::
+
+        loss = 1 - IoU + rho^2 / (c^2 + eps)
+
+    Arguments as :func:`giou_loss`.
+    """
+    eps = check_number(eps, "eps", low=0.0, strict=True)
+    p, t = prepare_box_pair(pred, target, box_format, check_boxes)
+    loss = 1 - iou_of_kind("diou", p, t, eps)
+    return reduce_box_loss(loss, weight, reduction, avg_factor)
+
+
+@fusable
+def ciou_loss(
+    pred: Tensor,
+    target: Tensor,
+    eps: float = EPS,
+    *,
+    alpha_gate: float | None = None,
+    box_format: str = "xyxy",
+    check_boxes: bool = False,
+    weight: Tensor | None = None,
+    reduction: str = "mean",
+    avg_factor: float | Tensor | None = None,
+) -> Tensor:
+    """Complete IoU loss (Zheng et al., AAAI 2020)::
+
+        v     = 4 / pi^2 * (atan(w_gt / h_gt) - atan(w / h))^2
+              = 4 / pi^2 * atan((w_gt h - w h_gt) / (h_gt h + w_gt w + eps))^2
+        alpha = v / ((1 - IoU) + v + eps)            (no gradient flows through alpha)
+        loss  = 1 - IoU + rho^2 / (c^2 + eps) + alpha * v
+
+    ``alpha_gate=None`` (default) is the paper, detectron2 and torchvision: alpha * v at every IoU.
+    ``alpha_gate=0.5`` reproduces mmdetection's ``CIoULoss``, which applies alpha * v only where
+    ``IoU > 0.5``. Other arguments as :func:`giou_loss`.
+    """
+    eps = check_number(eps, "eps", low=0.0, strict=True)
+    gate = check_alpha_gate(alpha_gate)
+    p, t = prepare_box_pair(pred, target, box_format, check_boxes)
+    loss = 1 - iou_of_kind("ciou", p, t, eps, gate)
+    return reduce_box_loss(loss, weight, reduction, avg_factor)
+
+
+@fusable
+def eiou_loss(
+    pred: Tensor,
+    target: Tensor,
+    eps: float = EPS,
+    *,
+    box_format: str = "xyxy",
+    check_boxes: bool = False,
+    weight: Tensor | None = None,
+    reduction: str = "mean",
+    avg_factor: float | Tensor | None = None,
+) -> Tensor:
+    """Efficient IoU loss (Zhang et al., "Focal and Efficient IOU Loss", Neurocomputing 2022)::
+
+        loss = 1 - IoU + rho^2 / (c^2 + eps) + (w - w_gt)^2 / (c_w^2 + eps) + (h - h_gt)^2 / (c_h^2 + eps)
+
+    Not mmdetection's ``EIoULoss``, which is a different loss of the same abbreviation (Extended
+    IoU, Peng and Yu 2021, with ``smooth_point``). Arguments as :func:`giou_loss`.
+    """
+    eps = check_number(eps, "eps", low=0.0, strict=True)
+    p, t = prepare_box_pair(pred, target, box_format, check_boxes)
+    geo = pair_geometry(p, t, eps)
+    enclose_wh = enclosing_size(p, t)
+    size_gap = geo.pred_wh - geo.target_wh
+    loss = (
+        1
+        - geo.iou
+        + distance_penalty(centre_offset(p, t), enclose_wh, eps)
+        + sum_xy(size_gap * size_gap / (enclose_wh * enclose_wh + eps))
+    )
+    return reduce_box_loss(loss, weight, reduction, avg_factor)
+
+
+@fusable
+def siou_loss(
+    pred: Tensor,
+    target: Tensor,
+    eps: float = EPS,
+    theta: float = 4.0,
+    *,
+    box_format: str = "xyxy",
+    check_boxes: bool = False,
+    weight: Tensor | None = None,
+    reduction: str = "mean",
+    avg_factor: float | Tensor | None = None,
+) -> Tensor:
+    """SCYLLA IoU loss (Gevorgyan, "SIoU Loss: More Powerful Learning for Bounding Box Regression", 2022)::
+
+        Lambda = 2 |dx| |dy| / (dx^2 + dy^2 + eps)              angle cost, in [0, 1]
+        Delta  = sum_{t=x,y} 1 - exp(-(2 - Lambda) rho_t),      rho_x = dx^2 / (c_w^2 + eps)
+        Omega  = sum_{t=w,h} (1 - exp(-omega_t))^theta,         omega_w = |w - w_gt| / (max(w, w_gt) + eps)
+        loss   = 1 - IoU + (Delta + Omega) / 2                  in [0, 3)
+
+    The paper's angle cost ``1 - 2 sin^2(arcsin(|dy| / sigma) - pi/4)`` (sigma the centre distance)
+    is ``cos(2 alpha - pi/2) = sin(2 alpha)``, written above without arcsin. Equal to mmdetection's
+    ``SIoULoss`` (default ``neg_gamma=False``) and YOLOv6's SIoU up to eps placement, without their
+    clamp of the result to [0, 2].
+
+    Args:
+        theta: the shape cost's exponent, ``>= 1`` (the paper uses 4; range 2 to 6).
+        others: as :func:`giou_loss`.
+    """
+    eps = check_number(eps, "eps", low=0.0, strict=True)
+    theta = check_number(theta, "theta", low=1.0, strict=False)
+    p, t = prepare_box_pair(pred, target, box_format, check_boxes)
+    geo = pair_geometry(p, t, eps)
+    enclose_wh = enclosing_size(p, t)
+    offset = centre_offset(p, t)
+    offset_sq = offset * offset
+    # sin(2 alpha) = 2 sin(alpha) cos(alpha) = 2 |dx| |dy| / sigma^2: the paper's arcsin has an
+    # infinite gradient at sin(alpha) = +-1 (boxes aligned on an axis), this form has none.
+    angle = 2 * prod_xy(offset.abs()) / (sum_xy(offset_sq) + eps)
+    rho = offset_sq / (enclose_wh * enclose_wh + eps)
+    distance = -sum_xy(torch.expm1((angle - 2).unsqueeze(-1) * rho))
+    omega = (geo.pred_wh - geo.target_wh).abs() / (geo.pred_wh.clamp(min=geo.target_wh) + eps)
+    shape = sum_xy((-torch.expm1(-omega)) ** theta)
+    loss = 1 - geo.iou + (distance + shape) * 0.5
+    return reduce_box_loss(loss, weight, reduction, avg_factor)

@@ -1,0 +1,71 @@
+"""Catalogue entries for the classification losses (see ``tests/catalogue.py``)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+import detloss
+from tests.catalogue import LossCase
+
+C = 5
+
+
+def _logits(n: int, dtype: torch.dtype, g: torch.Generator, c: int = C) -> Tensor:
+    return (torch.randn(n, c, generator=g, dtype=torch.float64) * 3).to(dtype)
+
+
+def _class_indices(n: int, dtype: torch.dtype, g: torch.Generator) -> tuple[Tensor, ...]:
+    return _logits(n, dtype, g), torch.randint(0, C, (n,), generator=g)
+
+
+def _with_background(n: int, dtype: torch.dtype, g: torch.Generator) -> tuple[Tensor, ...]:
+    return _logits(n, dtype, g), torch.randint(0, C + 1, (n,), generator=g)
+
+
+def _one_hot(n: int, dtype: torch.dtype, g: torch.Generator) -> tuple[Tensor, ...]:
+    logits, labels = _with_background(n, dtype, g)
+    return logits, torch.nn.functional.one_hot(labels, C + 1)[:, :C].to(dtype)
+
+
+def _soft(n: int, dtype: torch.dtype, g: torch.Generator) -> tuple[Tensor, ...]:
+    return _logits(n, dtype, g), torch.rand(n, C, generator=g, dtype=torch.float64).to(dtype)
+
+
+def _iou_targets(n: int, dtype: torch.dtype, g: torch.Generator) -> tuple[Tensor, ...]:
+    logits, onehot = _one_hot(n, dtype, g)
+    iou = torch.rand(n, 1, generator=g, dtype=torch.float64).to(dtype)
+    return logits, onehot * iou
+
+
+def _label_score(n: int, dtype: torch.dtype, g: torch.Generator) -> tuple[Tensor, ...]:
+    logits, labels = _with_background(n, dtype, g)
+    return logits, labels, torch.rand(n, generator=g, dtype=torch.float64).to(dtype)
+
+
+def _distances(n: int, dtype: torch.dtype, g: torch.Generator) -> tuple[Tensor, ...]:
+    logits = _logits(n, dtype, g, 8)
+    return logits, (torch.rand(n, generator=g, dtype=torch.float64) * 7).to(dtype)
+
+
+CLASSIFICATION_CASES = [
+    LossCase("cross_entropy", detloss.cross_entropy, _class_indices),
+    LossCase(
+        "cross_entropy_weighted_smoothed",
+        detloss.cross_entropy,
+        _class_indices,
+        {"class_weight": [1.0, 2.0, 0.5, 1.0, 3.0], "label_smoothing": 0.1, "ignore_index": 2},
+    ),
+    LossCase("bce_one_hot", detloss.binary_cross_entropy, _one_hot),
+    LossCase("bce_class_indices", detloss.binary_cross_entropy, _with_background),
+    LossCase("sigmoid_focal", detloss.sigmoid_focal_loss, _one_hot),
+    LossCase("sigmoid_focal_indices", detloss.sigmoid_focal_loss, _with_background),
+    LossCase("sigmoid_focal_soft_gamma_half", detloss.sigmoid_focal_loss, _soft, {"gamma": 0.5}),
+    LossCase("sigmoid_focal_star", detloss.sigmoid_focal_loss_star, _one_hot, {"gamma": 2.0}),
+    LossCase("softmax_focal", detloss.softmax_focal_loss, _class_indices),
+    LossCase("varifocal", detloss.varifocal_loss, _iou_targets),
+    LossCase("varifocal_plain", detloss.varifocal_loss, _iou_targets, {"iou_weighted": False}),
+    LossCase("quality_focal_dense", detloss.quality_focal_loss, _soft),
+    LossCase("quality_focal_label_score", detloss.quality_focal_loss, _label_score),
+    LossCase("distribution_focal", detloss.distribution_focal_loss, _distances),
+]

@@ -1,0 +1,61 @@
+"""Catalogue entries for the IoU-family losses (see ``tests/catalogue.py``)."""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import Tensor
+
+import detloss
+from tests.catalogue import LossCase, MakeInputs
+from tests.test_boxes import random_boxes, random_boxes_same_aspect
+
+
+def _maker(box_format: str = "xyxy", scale: float = 100.0, same_aspect: bool = False) -> MakeInputs:
+    draw = random_boxes_same_aspect if same_aspect else random_boxes
+
+    def make(n: int, dtype: torch.dtype, g: torch.Generator) -> tuple[Tensor, ...]:
+        pred, target = draw(n, g, box_format, scale)
+        return pred.to(dtype), target.to(dtype)
+
+    return make
+
+
+_case = functools.partial(LossCase, grad_args=(0, 1))
+_xyxy = _maker()
+# Coordinates in the thousands: float16 areas would overflow (65504) if computed in half precision.
+_large_cxcywh = _maker("cxcywh", scale=4000.0)
+
+IOU_CASES = [
+    _case("iou_log", detloss.iou_loss, _xyxy),
+    _case(
+        "iou_linear_xywh",
+        detloss.iou_loss,
+        _maker("xywh"),
+        {"mode": "linear", "box_format": "xywh"},
+    ),
+    _case(
+        "iou_square_cxcywh",
+        detloss.iou_loss,
+        _maker("cxcywh"),
+        {"mode": "square", "box_format": "cxcywh"},
+    ),
+    _case("giou", detloss.giou_loss, _xyxy),
+    _case("giou_large_cxcywh", detloss.giou_loss, _large_cxcywh, {"box_format": "cxcywh"}),
+    _case("diou_xywh", detloss.diou_loss, _maker("xywh"), {"box_format": "xywh"}),
+    _case("ciou", detloss.ciou_loss, _maker(same_aspect=True)),
+    _case("ciou_mmdet_gate", detloss.ciou_loss, _maker(same_aspect=True), {"alpha_gate": 0.5}),
+    _case(
+        "ciou_large_cxcywh",
+        detloss.ciou_loss,
+        _maker("cxcywh", scale=4000.0, same_aspect=True),
+        {"box_format": "cxcywh"},
+    ),
+    _case("eiou", detloss.eiou_loss, _xyxy),
+    _case("eiou_cxcywh", detloss.eiou_loss, _maker("cxcywh"), {"box_format": "cxcywh"}),
+    _case("siou", detloss.siou_loss, _xyxy),
+    _case(
+        "siou_theta2_xywh", detloss.siou_loss, _maker("xywh"), {"theta": 2.0, "box_format": "xywh"}
+    ),
+]

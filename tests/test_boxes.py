@@ -1,0 +1,285 @@
+"""Box formats, conversion, box_iou and validation (detloss.boxes)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import Tensor
+
+import detloss
+from detloss.boxes import BOX_FORMATS, IOU_KINDS
+
+TINY = 1e-12  # eps for exact hand-computed comparisons in float64
+
+
+def random_boxes(
+    n: int, g: torch.Generator, box_format: str = "xyxy", scale: float = 100.0
+) -> tuple[Tensor, Tensor]:
+    """``n`` valid pairs in float64, in ``box_format``: sizes in ``[0.05, 0.55] * scale``, offsets
+    up to ``0.4 * scale`` (so most pairs overlap and some are disjoint)."""
+    lo = torch.rand(n, 2, generator=g, dtype=torch.float64) * scale
+    wh = (torch.rand(n, 2, generator=g, dtype=torch.float64) * 0.5 + 0.05) * scale
+    t_lo = lo + (torch.rand(n, 2, generator=g, dtype=torch.float64) - 0.5) * 0.8 * scale
+    t_wh = (torch.rand(n, 2, generator=g, dtype=torch.float64) * 0.5 + 0.05) * scale
+
+    def write(lo: Tensor, wh: Tensor) -> Tensor:
+        if box_format == "xyxy":
+            return torch.cat((lo, lo + wh), dim=-1)
+        if box_format == "xywh":
+            return torch.cat((lo, wh), dim=-1)
+        return torch.cat((lo + wh / 2, wh), dim=-1)
+
+    return write(lo, wh), write(t_lo, t_wh)
+
+
+def random_boxes_same_aspect(
+    n: int, g: torch.Generator, box_format: str = "xyxy", scale: float = 100.0
+) -> tuple[Tensor, Tensor]:
+    """As :func:`random_boxes`, with each target a rescaled pred (same aspect ratio), so CIoU's
+    ``v`` is 0: gradcheck cannot verify CIoU's gradient otherwise, because the paper's alpha is a
+    constant for the gradient (a surrogate); ``test_iou.py`` checks that gradient for any boxes."""
+    pred, target = random_boxes(n, g, "cxcywh", scale)
+    target = torch.cat((target[:, :2], pred[:, 2:] * (0.5 + torch.rand(n, 1, generator=g))), dim=-1)
+    return detloss.convert_boxes(pred, "cxcywh", box_format), detloss.convert_boxes(
+        target, "cxcywh", box_format
+    )
+
+
+def in_format(xyxy: tuple[float, ...], box_format: str) -> tuple[float, ...]:
+    """A hand-written xyxy box in ``box_format`` (plain arithmetic, independent of detloss)."""
+    x1, y1, x2, y2 = xyxy
+    if box_format == "xyxy":
+        return xyxy
+    if box_format == "xywh":
+        return (x1, y1, x2 - x1, y2 - y1)
+    return ((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1)
+
+
+def _ciou_of(iou: float, diou: float, v: float) -> float:
+    return diou - v / ((1 - iou) + v) * v
+
+
+# v for (0, 0, 2, 1) against (0, 0, 1, 2): 4/pi^2 (atan(1/2) - atan(2))^2.
+_V_CROSS = 4 / math.pi**2 * (math.atan(0.5) - math.atan(2.0)) ** 2
+
+# name: (box1, box2, {kind: value}); derivations in the comments.
+HAND = {
+    # I = 1, U = 4 + 4 - 1 = 7; enclosing (0,0,3,3): C = 9; centres (1,1), (2,2): rho^2 = 2, c^2 = 18.
+    # Same aspect ratio: v = 0, CIoU = DIoU.
+    "overlapping": (
+        (0.0, 0.0, 2.0, 2.0),
+        (1.0, 1.0, 3.0, 3.0),
+        {"iou": 1 / 7, "giou": 1 / 7 - 2 / 9, "diou": 1 / 7 - 2 / 18, "ciou": 1 / 7 - 2 / 18},
+    ),
+    # I = 0, U = 2, C = 2; centres (0.5, 0.5), (1.5, 0.5): rho^2 = 1, c^2 = 4 + 1.
+    "touching": (
+        (0.0, 0.0, 1.0, 1.0),
+        (1.0, 0.0, 2.0, 1.0),
+        {"iou": 0.0, "giou": 0.0, "diou": -1 / 5, "ciou": -1 / 5},
+    ),
+    # I = 0, U = 2, C = 3; rho^2 = 4, c^2 = 9 + 1.
+    "disjoint": (
+        (0.0, 0.0, 1.0, 1.0),
+        (2.0, 0.0, 3.0, 1.0),
+        {"iou": 0.0, "giou": -1 / 3, "diou": -4 / 10, "ciou": -4 / 10},
+    ),
+    # I = 4, U = 16 = C; same centre; same aspect ratio.
+    "nested": (
+        (0.0, 0.0, 4.0, 4.0),
+        (1.0, 1.0, 3.0, 3.0),
+        {"iou": 0.25, "giou": 0.25, "diou": 0.25, "ciou": 0.25},
+    ),
+    "identical": (
+        (1.0, 2.0, 4.0, 7.0),
+        (1.0, 2.0, 4.0, 7.0),
+        {"iou": 1.0, "giou": 1.0, "diou": 1.0, "ciou": 1.0},
+    ),
+    # I = 1, U = 3, C = 4; centres (1, 0.5), (0.5, 1): rho^2 = 0.5, c^2 = 8.
+    "crossed": (
+        (0.0, 0.0, 2.0, 1.0),
+        (0.0, 0.0, 1.0, 2.0),
+        {
+            "iou": 1 / 3,
+            "giou": 1 / 3 - 1 / 4,
+            "diou": 1 / 3 - 1 / 16,
+            "ciou": _ciou_of(1 / 3, 1 / 3 - 1 / 16, _V_CROSS),
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("box_format", BOX_FORMATS)
+@pytest.mark.parametrize("kind", IOU_KINDS)
+@pytest.mark.parametrize("name", sorted(HAND))
+def test_box_iou_hand_values(name: str, kind: str, box_format: str) -> None:
+    box1, box2, expected = HAND[name]
+    b1 = torch.tensor([in_format(box1, box_format)], dtype=torch.float64)
+    b2 = torch.tensor([in_format(box2, box_format)], dtype=torch.float64)
+    aligned = detloss.box_iou(b1, b2, kind, aligned=True, box_format=box_format, eps=TINY)
+    matrix = detloss.box_iou(b1, b2, kind, box_format=box_format, eps=TINY)
+    torch.testing.assert_close(aligned, torch.tensor([expected[kind]], dtype=torch.float64))
+    assert matrix.shape == (1, 1)
+    torch.testing.assert_close(matrix[0], aligned)
+    # Symmetric in its arguments.
+    torch.testing.assert_close(
+        detloss.box_iou(b2, b1, kind, aligned=True, box_format=box_format, eps=TINY), aligned
+    )
+
+
+@pytest.mark.parametrize("kind", IOU_KINDS)
+def test_matrix_equals_aligned_value_of_every_pair(kind: str) -> None:
+    g = torch.Generator().manual_seed(0)
+    b1, _ = random_boxes(5, g)
+    b2, _ = random_boxes(7, g)
+    matrix = detloss.box_iou(b1, b2, kind)
+    assert matrix.shape == (5, 7)
+    pairs = detloss.box_iou(
+        b1.repeat_interleave(7, dim=0), b2.repeat(5, 1), kind, aligned=True
+    ).view(5, 7)
+    torch.testing.assert_close(matrix, pairs)
+
+
+def test_box_iou_ranges_on_random_boxes() -> None:
+    g = torch.Generator().manual_seed(1)
+    b1, b2 = random_boxes(200, g)
+    iou = detloss.box_iou(b1, b2, "iou", aligned=True)
+    giou = detloss.box_iou(b1, b2, "giou", aligned=True)
+    diou = detloss.box_iou(b1, b2, "diou", aligned=True)
+    ciou = detloss.box_iou(b1, b2, "ciou", aligned=True)
+    assert ((iou >= 0) & (iou <= 1)).all()
+    assert ((giou >= -1) & (giou <= iou)).all()
+    assert ((diou > -1) & (diou <= iou)).all()
+    assert (ciou <= diou).all()
+    assert (iou == 0).any(), "the random pairs should include disjoint boxes"
+
+
+CONVERSIONS = {
+    "xyxy": (1.0, 2.0, 5.0, 8.0),
+    "xywh": (1.0, 2.0, 4.0, 6.0),
+    "cxcywh": (3.0, 5.0, 4.0, 6.0),
+}
+
+
+@pytest.mark.parametrize("out_fmt", BOX_FORMATS)
+@pytest.mark.parametrize("in_fmt", BOX_FORMATS)
+def test_convert_boxes_hand_values(in_fmt: str, out_fmt: str) -> None:
+    boxes = torch.tensor(CONVERSIONS[in_fmt]).expand(2, 3, 4)
+    got = detloss.convert_boxes(boxes, in_fmt, out_fmt)
+    assert got.shape == (2, 3, 4)
+    torch.testing.assert_close(got, torch.tensor(CONVERSIONS[out_fmt]).expand(2, 3, 4))
+
+
+@given(st.lists(st.floats(-1e4, 1e4, width=32), min_size=4, max_size=4))
+def test_convert_boxes_round_trip(values: list[float]) -> None:
+    boxes = torch.tensor([values], dtype=torch.float64)
+    for fmt in ("xywh", "cxcywh"):
+        back = detloss.convert_boxes(detloss.convert_boxes(boxes, "xyxy", fmt), fmt, "xyxy")
+        torch.testing.assert_close(back, boxes, rtol=1e-12, atol=1e-9)
+
+
+def test_integer_boxes_give_floating_results() -> None:
+    ints = torch.tensor([[0, 0, 2, 2], [1, 1, 3, 3]])
+    floats = ints.float()
+    converted = detloss.convert_boxes(ints, "xyxy", "cxcywh")
+    assert converted.dtype == torch.float32
+    torch.testing.assert_close(converted, detloss.convert_boxes(floats, "xyxy", "cxcywh"))
+    for kind in IOU_KINDS:
+        got = detloss.box_iou(ints, ints.flip(0), kind)
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got, detloss.box_iou(floats, floats.flip(0), kind))
+
+
+def test_float16_boxes_with_large_coordinates_are_computed_in_float32() -> None:
+    # Areas of 2000 x 3000 boxes (6e6) overflow float16 (max 65504); so does x1 + x2 = 9e4.
+    half = torch.tensor([[1000.0, 0.0, 3000.0, 3000.0], [30000.0, 0.0, 60000.0, 8.0]]).half()
+    other = torch.tensor([[2000.0, 1000.0, 4000.0, 5000.0], [40000.0, 0.0, 50000.0, 8.0]])
+    for kind in IOU_KINDS:
+        got = detloss.box_iou(half, other, kind, aligned=True)
+        assert got.dtype == torch.float32
+        assert torch.isfinite(got).all()
+        torch.testing.assert_close(got, detloss.box_iou(half.float(), other, kind, aligned=True))
+    # I = 1000 * 2000, U = 6e6 + 8e6 - 2e6: IoU = 1/6; second pair nested: IoU = 1/3.
+    torch.testing.assert_close(
+        detloss.box_iou(half, other, aligned=True), torch.tensor([1 / 6, 1 / 3])
+    )
+    cx = detloss.convert_boxes(half, "xyxy", "cxcywh")
+    assert cx.dtype == torch.float16
+    # (30000 + 60000) / 2 in float16 would be inf / 2; 45000 rounds to 44992 in float16.
+    assert cx[1, 0] == torch.tensor(45000.0).half()
+
+
+def test_degenerate_boxes_have_zero_iou_and_finite_values() -> None:
+    point = torch.tensor([[1.0, 1.0, 1.0, 1.0]])
+    inverted = torch.tensor([[3.0, 3.0, 1.0, 1.0]])  # x2 < x1: read as an empty box
+    box = torch.tensor([[0.0, 0.0, 4.0, 4.0]])
+    for a, b in ((point, point), (point, box), (inverted, box), (inverted, inverted)):
+        assert detloss.box_iou(a, b, "iou", aligned=True).item() == 0.0
+        for kind in IOU_KINDS:
+            assert torch.isfinite(detloss.box_iou(a, b, kind, aligned=True)).all()
+    # Point (1, 1) inside box (0,0,4,4): GIoU = 0 - (16 - 16)/16 = 0; DIoU = -(1 + 1)/32.
+    assert detloss.box_iou(point, box, "giou", aligned=True).item() == pytest.approx(0.0)
+    assert detloss.box_iou(point, box, "diou", aligned=True).item() == pytest.approx(-2 / 32)
+
+
+def test_validate_boxes() -> None:
+    good = torch.tensor([[0.0, 0.0, 1.0, 1.0], [2.0, 2.0, 2.0, 2.0]])
+    assert detloss.validate_boxes(good) is good
+    with pytest.raises(ValueError, match=r"1 invalid xyxy box.*x2 < x1.*index \(1,\)"):
+        detloss.validate_boxes(torch.tensor([[0.0, 0.0, 1.0, 1.0], [3.0, 0.0, 1.0, 1.0]]))
+    with pytest.raises(ValueError, match="non-finite"):
+        detloss.validate_boxes(torch.tensor([[0.0, 0.0, float("nan"), 1.0]]))
+    with pytest.raises(ValueError, match="xywh"):
+        detloss.validate_boxes(torch.tensor([[0.0, 0.0, -1.0, 1.0]]), "xywh")
+    with pytest.raises(ValueError, match="boxes1"):
+        detloss.box_iou(good.flip(-1), good, aligned=True, check_boxes=True)
+    with pytest.raises(ValueError, match="boxes2"):
+        detloss.box_iou(good, good.flip(-1), check_boxes=True)
+    # Off by default: no value is read and invalid boxes give a finite result.
+    assert torch.isfinite(detloss.box_iou(good, good.flip(-1), "ciou")).all()
+
+
+def test_bad_arguments_raise_clear_errors() -> None:
+    boxes = torch.zeros(3, 4)
+    with pytest.raises(ValueError, match=r"box_format must be one of .*got 'xyhw'"):
+        detloss.box_iou(boxes, boxes, box_format="xyhw")
+    with pytest.raises(ValueError, match="in_fmt"):
+        detloss.convert_boxes(boxes, "xy", "xyxy")
+    with pytest.raises(ValueError, match="out_fmt"):
+        detloss.convert_boxes(boxes, "xyxy", "cxcy")
+    with pytest.raises(ValueError, match=r"kind must be one of .*'eiou'"):
+        detloss.box_iou(boxes, boxes, "eiou")
+    with pytest.raises(ValueError, match=r"\(\.\.\., 4\), got \(3, 5\)"):
+        detloss.box_iou(torch.zeros(3, 5), boxes)
+    with pytest.raises(ValueError, match=r"\(\.\.\., 4\), got \(\)"):
+        detloss.convert_boxes(torch.tensor(1.0), "xyxy", "xywh")
+    with pytest.raises(ValueError, match="same shape"):
+        detloss.box_iou(boxes, torch.zeros(2, 4), aligned=True)
+    with pytest.raises(ValueError, match=r"aligned=False needs .*\(2, 3, 4\)"):
+        detloss.box_iou(torch.zeros(2, 3, 4), boxes)
+    with pytest.raises(ValueError, match="eps"):
+        detloss.box_iou(boxes, boxes, eps=0.0)
+    with pytest.raises(TypeError, match="bool"):
+        detloss.box_iou(boxes.bool(), boxes)
+    with pytest.raises(TypeError, match=r"torch\.Tensor"):
+        detloss.box_iou([[0, 0, 1, 1]], boxes)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("aligned", [True, False])
+def test_box_iou_compiles_without_graph_breaks(aligned: bool) -> None:
+    g = torch.Generator().manual_seed(2)
+    b1, b2 = random_boxes(6, g, "cxcywh")
+
+    def fn(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return detloss.box_iou(a, b, "ciou", aligned=aligned, box_format="cxcywh")
+
+    compiled = torch.compile(fn, fullgraph=True, backend="eager")
+    torch.testing.assert_close(compiled(b1, b2), fn(b1, b2))
+
+
+def test_modules_are_attributes_of_the_package() -> None:
+    assert detloss.boxes.box_iou is detloss.box_iou
+    assert detloss.coder.DeltaXYWHCoder is detloss.DeltaXYWHCoder
