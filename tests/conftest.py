@@ -17,5 +17,5 @@ torch.set_num_threads(1)
 
 @pytest.fixture(autouse=True)
 def _fresh_dynamo() -> None:
-    """Each test starts with an empty torch.compile cache (compiled losses share wrapper code)."""
+    """Each test starts with an empty torch.compile cache, so no test inherits recompile budget."""
     torch._dynamo.reset()

@@ -227,3 +227,30 @@ def test_fused_matches_eager_with_inductor_across_sizes() -> None:
         torch.testing.assert_close(fused, eager)
         torch.testing.assert_close(fused_pred.grad, eager_pred.grad)
     assert counters["stats"]["unique_graphs"] - before == 1
+
+
+def test_compiling_many_public_losses_directly_keeps_separate_caches() -> None:
+    # Each public loss has its own code object: compiling ten of them with three reductions and
+    # two sizes each would exceed one shared cache's recompile limit (8) under fullgraph=True.
+    losses = [
+        detloss.smooth_l1_loss,
+        detloss.l1_loss,
+        detloss.mse_loss,
+        detloss.huber_loss,
+        detloss.balanced_l1_loss,
+        detloss.iou_loss,
+        detloss.giou_loss,
+        detloss.diou_loss,
+        detloss.ciou_loss,
+        detloss.eiou_loss,
+    ]
+    pred = torch.rand(8, 4)
+    target = pred + 0.1
+    for fn in losses:
+        compiled = torch.compile(fn, fullgraph=True, backend="eager", dynamic=True)
+        for reduction in ("none", "mean", "sum"):
+            for n in (8, 5):
+                torch.testing.assert_close(
+                    compiled(pred[:n], target[:n], reduction=reduction),
+                    fn(pred[:n], target[:n], reduction=reduction),
+                )

@@ -162,8 +162,11 @@ def fusable(fn: Callable[P, R]) -> Callable[P, R]:
             _compile_failed(fn, err)
             return result
 
-    FUSABLE[fn.__name__] = dispatch
-    return dispatch
+    # Each loss gets its own copy of the wrapper's code, so that torch.compile applied directly to
+    # several public losses keeps a separate cache (and recompile budget) for each.
+    own = cast(Callable[P, R], _copy(dispatch))
+    FUSABLE[fn.__name__] = own
+    return own
 
 
 set_backend(os.environ.get("DETLOSS_BACKEND", "eager"))
