@@ -21,7 +21,7 @@ install-test: venv
 	$(PIP) -e ".[cli,bench,test]"
 
 demo: install-cli
-	$(BIN)/python -m detloss.demo
+	$(BIN)/detloss simulate
 
 lint:
 	$(BIN)/ruff format --check src tests
