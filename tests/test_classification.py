@@ -323,6 +323,80 @@ def test_float16_sum_over_16m_elements_is_float32_accurate() -> None:
     assert abs(loss.double().item() - reference.item()) <= 1e-5 * reference.item()
 
 
+def _focal_value_and_grad(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    loss_fn: Callable[..., torch.Tensor] = detloss.sigmoid_focal_loss,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    x = logits.detach().requires_grad_(True)
+    loss = loss_fn(x, targets, reduction="none", **kwargs)
+    (loss * torch.linspace(0.5, 2.0, loss.numel()).view_as(loss)).sum().backward()
+    assert x.grad is not None
+    return loss, x.grad
+
+
+@pytest.mark.parametrize("params", [(0.25, 2.0), (None, 0.0), (0.5, 0.5), (1.0, 1.0), (0.25, 3.0)])
+@pytest.mark.parametrize("targets", ["one_hot", "indices", "soft", "float16"])
+def test_sigmoid_focal_in_eager_blocks_equals_one_pass(
+    monkeypatch: pytest.MonkeyPatch, params: tuple[float | None, float], targets: str
+) -> None:
+    # 7 elements a block on (53, 6) logits: one row a block, 53 blocks; on (53, 2, 3): the same.
+    logits, labels, one_hot = _random(53)
+    logits, one_hot = logits.float(), one_hot.float()
+    target = {
+        "one_hot": one_hot,
+        "indices": labels,
+        "soft": torch.rand(53, 6, generator=torch.Generator().manual_seed(1)),
+        "float16": one_hot.half(),
+    }[targets]
+    if targets == "float16":
+        logits = logits.half()
+    if targets in ("soft", "one_hot"):  # any shape with floating targets: rows are dim 0
+        logits, target = logits.view(53, 2, 3), target.view(53, 2, 3)
+    alpha, gamma = params
+    whole = _focal_value_and_grad(logits, target, alpha=alpha, gamma=gamma)
+    monkeypatch.setitem(detloss.classification._BLOCK_ELEMENTS, "cpu", 7)
+    blocks = _focal_value_and_grad(logits, target, alpha=alpha, gamma=gamma)
+    assert blocks[0].dtype == torch.float32
+    assert blocks[1].dtype == logits.dtype
+    # the same per-element maths; only the vectorised kernels' tails round differently (1 ulp)
+    torch.testing.assert_close(blocks, whole)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_focal_maths_equals_eager_at_extreme_logits(dtype: torch.dtype) -> None:
+    # Under torch.compile the logistic terms come from one exp(-|x|) and a series for log1p
+    # (``_logistic``); the "eager" compile backend runs that traced code without inductor.
+    # atol: beyond x = 20 PyTorch's softplus returns x, so the eager BCE of a confident correct
+    # logit is 0 where the fused one keeps log1p(exp(-x)) (< 2e-9, times (1 - p_t)^gamma).
+    values = torch.tensor(
+        [-100.0, -30.0, -17.0, -5.0, -1e-3, 0.0, 1e-3, 0.5, 5.0, 17.0, 30.0, 100.0]
+    )
+    logits = values.to(dtype).repeat(4, 1)
+    targets = torch.tensor([0.0, 1.0, 0.3, 1.0]).to(dtype).unsqueeze(1).expand_as(logits)
+    targets = targets.contiguous()
+    compiled = torch.compile(detloss.sigmoid_focal_loss, backend="eager", fullgraph=True)
+    for gamma in (0.5, 2.0):
+        fused = _focal_value_and_grad(logits, targets, compiled, alpha=0.25, gamma=gamma)
+        eager = _focal_value_and_grad(logits, targets, alpha=0.25, gamma=gamma)
+        assert all(torch.isfinite(t).all() for t in fused)
+        torch.testing.assert_close(
+            fused, eager, rtol=1e-6 if dtype == torch.float32 else 1e-14, atol=1e-12
+        )
+
+
+def test_log1p_series_is_float32_accurate() -> None:
+    from detloss.classification import _log1p_unit
+
+    e = torch.cat([torch.linspace(0, 1, 200_001), torch.logspace(-37, 0, 20_001)])
+    exact = torch.log1p(e.double())
+    error = (_log1p_unit(e).double() - exact).abs() / exact.clamp_min(1e-300)
+    # 4 half-units of float32 rounding (2^-24); torch.log1p is within 1 (tested bound, the doc's)
+    assert error.max() <= 4 * 2**-24
+    assert torch.equal(_log1p_unit(e.double()), exact)
+
+
 FOCAL_CALLS: dict[
     str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 ] = {

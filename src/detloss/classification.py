@@ -7,7 +7,9 @@ Every function takes raw logits (never probabilities), computes float16/bfloat16
 The focal losses are memory-light: each is a custom autograd function that keeps only its inputs
 (logits and targets) for backward and recomputes the analytic gradient from them, where autograd
 would store several logits-sized intermediates (the sigmoid, the cross-entropy, the modulating
-factor). Their targets receive no gradient.
+factor). Their targets receive no gradient. The sigmoid focal loss also runs eagerly in blocks of
+rows (:func:`_blockwise`), so that its temporaries stay small and in the cache, and its fused path
+takes the logistic terms from one exponential (:func:`_logistic`).
 
 Label formats shared by the sigmoid losses (logits of shape ``(N, C)``):
 
@@ -18,7 +20,9 @@ Label formats shared by the sigmoid losses (logits of shape ``(N, C)``):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import math
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import torch
@@ -262,7 +266,131 @@ def _bce(x: Tensor, t: Tensor) -> Tensor:
 
 
 # The focal functions below write into as few fresh logits-sized buffers as they can (in-place
-# ops): on the CPU every new 30 MB buffer costs more than the arithmetic done in it.
+# ops): on the CPU every new 30 MB buffer costs more than the arithmetic done in it. Eagerly they
+# also run block by block (:func:`_blockwise`), so that their temporaries stay in the cache.
+
+_BLOCK_ELEMENTS = {"cpu": 1 << 18}
+"""Elements per eager block, by device type (default ``1 << 22``). On a CPU, blocks of 256k
+float32 (1 MB a temporary) keep the few temporaries of a block in the caches and measured fastest
+(64k: more Python overhead per element; 1M and whole tensors: the temporaries go to memory)."""
+
+
+def _blockwise(
+    fn: Callable[..., Tensor], like: Tensor, dtype: torch.dtype, *inputs: Tensor | None
+) -> Tensor:
+    """``fn(*inputs, out)``: a ``dtype`` tensor of ``like``'s shape, evaluated on blocks of rows.
+
+    ``fn`` is element-wise along the rows (dim 0) of ``like``; ``inputs`` are tensors with those
+    rows, or ``None``; ``fn`` writes its result into ``out`` (a block of the output), or returns
+    it when ``out`` is None. Eagerly, the blocks go through ``fn`` one after the other: besides the
+    output, only one block's temporaries are ever alive, and they stay in the cache (on a CPU this
+    roughly halves the time of the focal losses against whole-tensor passes). Under
+    ``torch.compile`` the whole tensors go through ``fn`` at once, which inductor fuses into one
+    loop.
+    """
+    if torch.compiler.is_compiling() or like.dim() == 0:
+        return fn(*inputs, None).to(dtype)
+    block = _BLOCK_ELEMENTS.get(like.device.type, 1 << 22)
+    rows = max(1, block // max(1, math.prod(like.shape[1:])))
+    if like.shape[0] <= rows:
+        return fn(*inputs, None).to(dtype)
+    out = torch.empty(like.shape, dtype=dtype, device=like.device)
+    for start in range(0, like.shape[0], rows):
+        stop = start + rows
+        fn(*(None if i is None else i[start:stop] for i in inputs), out[start:stop])
+    return out
+
+
+def _logistic(x: Tensor, complement: bool = True) -> tuple[Tensor, Tensor | None, Tensor]:
+    """``sigmoid(x)``, ``1 - sigmoid(x) = sigmoid(-x)`` and ``softplus(x)``, without cancellation.
+
+    Eagerly these are PyTorch's kernels (the second one only if ``complement``); deriving them
+    from shared terms would take more, and slower, passes (``exp`` and ``where`` are slower
+    kernels than ``sigmoid``). Compiled, where the fused kernel is bound by its transcendentals,
+    all three come from one ``e = exp(-|x|)``: ``sigmoid(|x|) = 1 / (1 + e)``,
+    ``sigmoid(-|x|) = e / (1 + e)`` and ``softplus(x) = max(x, 0) + log1p(e)`` (with
+    :func:`_log1p_unit`), where inductor would evaluate three exponentials and a ``log1p``.
+    """
+    if not torch.compiler.is_compiling():
+        q = torch.neg(x).sigmoid_() if complement else None
+        return torch.sigmoid(x), q, F.softplus(x)
+    e = torch.exp(-x.abs())
+    big = torch.reciprocal(e + 1)
+    small = e * big
+    nonneg = x >= 0
+    softplus = _log1p_unit(e) + x.clamp_min(0)
+    return torch.where(nonneg, big, small), torch.where(nonneg, small, big), softplus
+
+
+_ATANH_SERIES = (2 / 13, 2 / 11, 2 / 9, 2 / 7, 2 / 5, 2 / 3, 2.0)
+
+
+def _log1p_unit(e: Tensor) -> Tensor:
+    """``log1p(e)`` for ``e`` in ``[0, 1]``; float32 by a series, other dtypes by ``torch.log1p``.
+
+    ``log1p(e) = 2 atanh(s) = 2 (s + s^3/3 + s^5/5 + ...)`` with ``s = e / (2 + e) <= 1/3``:
+    seven terms leave a truncation below ``(9/8) 9^-7 / 15 < 2^-25`` relative, and the float32
+    result is within 4 * 2^-24 of the exact value (tested), against 1 * 2^-24 for ``torch.log1p``.
+    It is 7 multiply-adds and a division; the CPU's vectorised ``log1p`` took about a third of
+    the fused focal loss's time (100k x 80 forward + backward: 24 ms with it, 17-21 ms without).
+    """
+    if e.dtype != torch.float32:
+        return torch.log1p(e)
+    s = e / (e + 2)
+    s2 = s * s
+    series = torch.full_like(s2, _ATANH_SERIES[0])
+    for coefficient in _ATANH_SERIES[1:]:
+        series = series * s2 + coefficient
+    return series * s
+
+
+def _sigmoid_focal_loss(
+    logits: Tensor, targets: Tensor, out: Tensor | None, *, alpha: float | None, gamma: float
+) -> Tensor:
+    """``alpha_t (1 - p_t)^gamma BCE(x, t)`` element-wise, into ``out`` if given."""
+    x = logits.to(_to_compute(logits, targets))
+    t = _dense_targets(targets, x)
+    if gamma == 0:
+        loss = _bce(x, t)
+        if alpha is not None:
+            _mul_alpha_t_(loss, t, alpha)
+        return loss if out is None else out.copy_(loss)
+    p, q, softplus = _logistic(x, complement=False)
+    loss = softplus.addcmul_(x, t, value=-1)
+    # 1 - p_t = (1 - p) t + p (1 - t); eagerly from p alone (one sigmoid less) as p + t - 2pt
+    m = p.addcmul_(p, t, value=-2).add_(t) if q is None else q.sub_(p).mul_(t).add_(p)
+    factor = m.square_() if gamma == 2 else m.pow_(gamma)
+    if alpha is not None:
+        _mul_alpha_t_(factor, t, alpha)
+    return torch.mul(loss, factor, out=out)
+
+
+def _sigmoid_focal_grad(
+    logits: Tensor,
+    targets: Tensor,
+    grad: Tensor,
+    out: Tensor | None,
+    *,
+    alpha: float | None,
+    gamma: float,
+) -> Tensor:
+    """``grad * d/dx`` of :func:`_sigmoid_focal_loss` (see :class:`_SigmoidFocal`)."""
+    x = logits.to(_to_compute(logits, targets))
+    t = _dense_targets(targets, x)
+    p, q, softplus = _logistic(x, complement=gamma != 0)
+    if q is None:
+        g = p.sub_(t)
+    else:
+        # second = gamma ce m^(gamma-1) p (1 - p) (1 - 2t)
+        second = softplus.addcmul_(x, t, value=-1).mul_(p).mul_(q)
+        second.addcmul_(second, t, value=-2).mul_(gamma)
+        m = q.sub_(p).mul_(t).add_(p)  # m = (1 - p) t + p (1 - t)
+        if gamma != 1:
+            second.mul_(m if gamma == 2 else _pow_m1(m, gamma))
+        g = p.sub_(t).mul_(m.square_() if gamma == 2 else m.pow_(gamma)).add_(second)
+    if alpha is not None:
+        _mul_alpha_t_(g, t, alpha)
+    return torch.mul(g, grad, out=out)
 
 
 class _SigmoidFocal(torch.autograd.Function):
@@ -283,39 +411,15 @@ class _SigmoidFocal(torch.autograd.Function):
     ) -> Tensor:
         ctx.save_for_backward(logits, targets)
         ctx.alpha, ctx.gamma = alpha, gamma  # type: ignore[attr-defined]
-        x = logits.to(_to_compute(logits, targets))
-        t = _dense_targets(targets, x)
-        loss = _bce(x, t)
-        if gamma != 0:
-            p = torch.sigmoid(x)
-            m = p.addcmul_(p, t, value=-2).add_(t)
-            loss.mul_(m.pow_(gamma))
-        if alpha is not None:
-            _mul_alpha_t_(loss, t, alpha)
-        return loss
+        loss = functools.partial(_sigmoid_focal_loss, alpha=alpha, gamma=gamma)
+        return _blockwise(loss, logits, _to_compute(logits, targets), logits, targets)
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None]:
         logits, targets = ctx.saved_tensors
-        alpha, gamma = ctx.alpha, ctx.gamma
-        x = logits.to(_to_compute(logits, targets))
-        t = _dense_targets(targets, x)
-        p = torch.sigmoid(x)
-        if gamma != 0:
-            m = torch.neg(x).sigmoid_()  # 1 - p without cancellation
-            # second = gamma ce m^(gamma-1) p (1 - p) (1 - 2t)
-            second = _bce(x, t).mul_(p).mul_(m)
-            second.addcmul_(second, t, value=-2).mul_(gamma)
-            m.mul_(t).add_(p).addcmul_(p, t, value=-1)  # m = (1 - p) t + p (1 - t)
-            if gamma != 1:
-                second.mul_(m if gamma == 2 else _pow_m1(m, gamma))
-            g = p.sub_(t).mul_(m.pow_(gamma)).add_(second)
-        else:
-            g = p.sub_(t)
-        if alpha is not None:
-            _mul_alpha_t_(g, t, alpha)
-        return g.mul_(grad).to(logits.dtype), None, None, None
+        gradient = functools.partial(_sigmoid_focal_grad, alpha=ctx.alpha, gamma=ctx.gamma)
+        return _blockwise(gradient, logits, logits.dtype, logits, targets, grad), None, None, None
 
 
 @fusable
