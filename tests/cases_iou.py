@@ -8,8 +8,8 @@ import torch
 from torch import Tensor
 
 import detloss
+from tests.boxgen import random_boxes, random_boxes_same_aspect
 from tests.catalogue import LossCase, MakeInputs
-from tests.test_boxes import random_boxes, random_boxes_same_aspect
 
 
 def _maker(box_format: str = "xyxy", scale: float = 100.0, same_aspect: bool = False) -> MakeInputs:

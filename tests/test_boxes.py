@@ -2,114 +2,22 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from torch import Tensor
 
 import detloss
-from detloss.boxes import BOX_FORMATS, IOU_KINDS
-
-TINY = 1e-12  # eps for exact hand-computed comparisons in float64
-
-
-def random_boxes(
-    n: int, g: torch.Generator, box_format: str = "xyxy", scale: float = 100.0
-) -> tuple[Tensor, Tensor]:
-    """``n`` valid pairs in float64, in ``box_format``: sizes in ``[0.05, 0.55] * scale``, offsets
-    up to ``0.4 * scale`` (so most pairs overlap and some are disjoint)."""
-    lo = torch.rand(n, 2, generator=g, dtype=torch.float64) * scale
-    wh = (torch.rand(n, 2, generator=g, dtype=torch.float64) * 0.5 + 0.05) * scale
-    t_lo = lo + (torch.rand(n, 2, generator=g, dtype=torch.float64) - 0.5) * 0.8 * scale
-    t_wh = (torch.rand(n, 2, generator=g, dtype=torch.float64) * 0.5 + 0.05) * scale
-
-    def write(lo: Tensor, wh: Tensor) -> Tensor:
-        if box_format == "xyxy":
-            return torch.cat((lo, lo + wh), dim=-1)
-        if box_format == "xywh":
-            return torch.cat((lo, wh), dim=-1)
-        return torch.cat((lo + wh / 2, wh), dim=-1)
-
-    return write(lo, wh), write(t_lo, t_wh)
-
-
-def random_boxes_same_aspect(
-    n: int, g: torch.Generator, box_format: str = "xyxy", scale: float = 100.0
-) -> tuple[Tensor, Tensor]:
-    """As :func:`random_boxes`, with each target a rescaled pred (same aspect ratio), so CIoU's
-    ``v`` is 0: gradcheck cannot verify CIoU's gradient otherwise, because the paper's alpha is a
-    constant for the gradient (a surrogate); ``test_iou.py`` checks that gradient for any boxes."""
-    pred, target = random_boxes(n, g, "cxcywh", scale)
-    target = torch.cat((target[:, :2], pred[:, 2:] * (0.5 + torch.rand(n, 1, generator=g))), dim=-1)
-    return detloss.convert_boxes(pred, "cxcywh", box_format), detloss.convert_boxes(
-        target, "cxcywh", box_format
-    )
-
-
-def in_format(xyxy: tuple[float, ...], box_format: str) -> tuple[float, ...]:
-    """A hand-written xyxy box in ``box_format`` (plain arithmetic, independent of detloss)."""
-    x1, y1, x2, y2 = xyxy
-    if box_format == "xyxy":
-        return xyxy
-    if box_format == "xywh":
-        return (x1, y1, x2 - x1, y2 - y1)
-    return ((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1)
-
-
-def _ciou_of(iou: float, diou: float, v: float) -> float:
-    return diou - v / ((1 - iou) + v) * v
-
-
-# v for (0, 0, 2, 1) against (0, 0, 1, 2): 4/pi^2 (atan(1/2) - atan(2))^2.
-_V_CROSS = 4 / math.pi**2 * (math.atan(0.5) - math.atan(2.0)) ** 2
-
-# name: (box1, box2, {kind: value}); derivations in the comments.
-HAND = {
-    # I = 1, U = 4 + 4 - 1 = 7; enclosing (0,0,3,3): C = 9; centres (1,1), (2,2): rho^2 = 2, c^2 = 18.
-    # Same aspect ratio: v = 0, CIoU = DIoU.
-    "overlapping": (
-        (0.0, 0.0, 2.0, 2.0),
-        (1.0, 1.0, 3.0, 3.0),
-        {"iou": 1 / 7, "giou": 1 / 7 - 2 / 9, "diou": 1 / 7 - 2 / 18, "ciou": 1 / 7 - 2 / 18},
-    ),
-    # I = 0, U = 2, C = 2; centres (0.5, 0.5), (1.5, 0.5): rho^2 = 1, c^2 = 4 + 1.
-    "touching": (
-        (0.0, 0.0, 1.0, 1.0),
-        (1.0, 0.0, 2.0, 1.0),
-        {"iou": 0.0, "giou": 0.0, "diou": -1 / 5, "ciou": -1 / 5},
-    ),
-    # I = 0, U = 2, C = 3; rho^2 = 4, c^2 = 9 + 1.
-    "disjoint": (
-        (0.0, 0.0, 1.0, 1.0),
-        (2.0, 0.0, 3.0, 1.0),
-        {"iou": 0.0, "giou": -1 / 3, "diou": -4 / 10, "ciou": -4 / 10},
-    ),
-    # I = 4, U = 16 = C; same centre; same aspect ratio.
-    "nested": (
-        (0.0, 0.0, 4.0, 4.0),
-        (1.0, 1.0, 3.0, 3.0),
-        {"iou": 0.25, "giou": 0.25, "diou": 0.25, "ciou": 0.25},
-    ),
-    "identical": (
-        (1.0, 2.0, 4.0, 7.0),
-        (1.0, 2.0, 4.0, 7.0),
-        {"iou": 1.0, "giou": 1.0, "diou": 1.0, "ciou": 1.0},
-    ),
-    # I = 1, U = 3, C = 4; centres (1, 0.5), (0.5, 1): rho^2 = 0.5, c^2 = 8.
-    "crossed": (
-        (0.0, 0.0, 2.0, 1.0),
-        (0.0, 0.0, 1.0, 2.0),
-        {
-            "iou": 1 / 3,
-            "giou": 1 / 3 - 1 / 4,
-            "diou": 1 / 3 - 1 / 16,
-            "ciou": _ciou_of(1 / 3, 1 / 3 - 1 / 16, _V_CROSS),
-        },
-    ),
-}
+from detloss.boxes import (
+    BOX_FORMATS,
+    IOU_KINDS,
+    check_box_format,
+    pair_max,
+    pair_min,
+    read_box,
+    size,
+)
+from tests.boxgen import HAND, TINY, in_format, random_boxes
 
 
 @pytest.mark.parametrize("box_format", BOX_FORMATS)
@@ -283,3 +191,42 @@ def test_box_iou_compiles_without_graph_breaks(aligned: bool) -> None:
 def test_modules_are_attributes_of_the_package() -> None:
     assert detloss.boxes.box_iou is detloss.box_iou
     assert detloss.coder.DeltaXYWHCoder is detloss.DeltaXYWHCoder
+
+
+# Small integers make ties (equal coordinates, zero sizes) frequent.
+_coords = st.lists(st.integers(-3, 3), min_size=8, max_size=8)
+
+
+@given(_coords)
+def test_relu_maxima_minima_and_sizes_match_clamp_values_and_gradients(values: list[int]) -> None:
+    # The geometry writes max/min/clamp-at-0 with relu (a faster backward); it must keep clamp's
+    # values and gradients, ties included: at a tie the gradient goes to the first argument.
+    a = torch.tensor(values[:4], dtype=torch.float64, requires_grad=True)
+    b = torch.tensor(values[4:], dtype=torch.float64, requires_grad=True)
+    upstream = torch.arange(1.0, 5.0, dtype=torch.float64)
+    for ours, reference in (
+        (pair_max, lambda x, y: x.clamp(min=y)),
+        (pair_min, lambda x, y: x.clamp(max=y)),
+        (
+            lambda x, y: size(read_box(torch.stack((x, x, y, y), -1), "xyxy", torch.float64)).x,
+            lambda x, y: (y - x).clamp(min=0),
+        ),
+    ):
+        got = ours(a, b)
+        expected = reference(a, b)
+        grads = torch.autograd.grad(got, (a, b), upstream)
+        expected_grads = torch.autograd.grad(expected, (a, b), upstream)
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+        for g, e in zip(grads, expected_grads, strict=True):
+            torch.testing.assert_close(g, e, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("box_format", BOX_FORMATS)
+def test_boxes_are_read_as_contiguous_coordinates(box_format: str) -> None:
+    # Element-wise ops on the stride-4 columns of (N, 4) boxes are not vectorised (docs/benchmarks.md).
+    boxes, _ = random_boxes(5, torch.Generator().manual_seed(0), box_format)
+    box = read_box(boxes, check_box_format(box_format), torch.float32)
+    for coordinate in (*box.lo, *box.hi):
+        assert coordinate.shape == (5,)
+        assert coordinate.is_contiguous()
+        assert coordinate.dtype == torch.float32

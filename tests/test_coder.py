@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import detloss
 from detloss import DeltaXYWHCoder
 from detloss.boxes import BOX_FORMATS
-from tests.test_boxes import in_format
+from tests.boxgen import in_format
 
 PROPOSAL = (0.0, 0.0, 10.0, 20.0)  # centre (5, 10), size (10, 20)
 # gt: centre (10, 5), size (20, 10): t = (5/10, -5/20, log 2, log 1/2)

@@ -15,7 +15,7 @@ from torch import Tensor
 
 import detloss
 from detloss.boxes import BOX_FORMATS
-from tests.test_boxes import HAND, TINY, in_format, random_boxes
+from tests.boxgen import HAND, TINY, in_format, random_boxes
 
 LOSSES: dict[str, Callable[..., Tensor]] = {
     "iou": detloss.iou_loss,

@@ -6,8 +6,10 @@ Boxes are ``(..., 4)`` tensors in one of three formats:
 * ``"xywh"`` -- ``(x1, y1, w, h)``, top-left corner and size (COCO annotations);
 * ``"cxcywh"`` -- ``(cx, cy, w, h)``, centre and size (DETR, YOLO).
 
-Internally a box is a pair of ``(..., 2)`` tensors ``lo = (x1, y1)`` and ``hi = (x2, y2)``, so each
-geometric quantity is computed for x and y in one operation. Everything is computed in float32
+Internally a box is read as four contiguous ``(...)`` coordinate tensors (a :class:`Box` of two
+:class:`XY` corners), one copy of each stride-4 column of the ``(..., 4)`` input: every element-wise
+op is then a contiguous, vectorised pass in eager mode, and torch.compile fuses a whole IoU loss
+into a few loops over the boxes (``docs/benchmarks.md``, "Memory layout"). Everything is computed in float32
 (float64 when given float64): float16 areas overflow above 65504, i.e. for boxes larger than about
 256 x 256. Integer boxes are accepted and give floating results.
 
@@ -55,6 +57,32 @@ def check_boxes_tensor(boxes: object, name: str = "boxes") -> Tensor:
     return b
 
 
+class XY(NamedTuple):
+    """A pair of ``(...)`` tensors, the x and y parts of a point, size or offset."""
+
+    x: Tensor
+    y: Tensor
+
+    def prod(self) -> Tensor:
+        """``x * y`` (the area of a size ``(w, h)``)."""
+        return self.x * self.y
+
+    def sum(self) -> Tensor:
+        """``x + y``."""
+        return self.x + self.y
+
+    def square(self) -> XY:
+        """``(x^2, y^2)``."""
+        return XY(self.x * self.x, self.y * self.y)
+
+
+class Box(NamedTuple):
+    """A box as its corners ``lo = (x1, y1)`` and ``hi = (x2, y2)``, four ``(...)`` tensors."""
+
+    lo: XY
+    hi: XY
+
+
 class Corners(NamedTuple):
     """A box as its two corners, each ``(..., 2)``: ``lo = (x1, y1)``, ``hi = (x2, y2)``."""
 
@@ -62,18 +90,27 @@ class Corners(NamedTuple):
     hi: Tensor
 
 
-def to_corners(boxes: Tensor, box_format: BoxFormat, dtype: torch.dtype) -> Corners:
-    """Read ``(..., 4)`` boxes in ``box_format`` as contiguous corners in ``dtype``."""
-    b = boxes.to(dtype)
-    # One copy each: element-wise ops on (..., 2) slices of (..., 4) run about 10x slower in eager
-    # mode than on contiguous tensors (an inner loop of 2 elements, not vectorised).
-    first, second = b[..., :2].contiguous(), b[..., 2:].contiguous()
+def read_box(boxes: Tensor, box_format: BoxFormat, dtype: torch.dtype) -> Box:
+    """Read ``(..., 4)`` boxes in ``box_format`` as a :class:`Box` of contiguous coordinates in ``dtype``."""
+    # One contiguous copy per coordinate: ops on the stride-4 columns of (..., 4) are not vectorised
+    # and read every cache line of the boxes each time (one coordinate is read up to six times).
+    x, y, a, b = (c.contiguous() for c in boxes.to(dtype).unbind(-1))
     if box_format == "xyxy":
-        return Corners(first, second)
+        return Box(XY(x, y), XY(a, b))
     if box_format == "xywh":
-        return Corners(first, first + second)
-    half = second * 0.5
-    return Corners(first - half, first + half)
+        return Box(XY(x, y), XY(x + a, y + b))
+    half_w, half_h = a * 0.5, b * 0.5
+    return Box(XY(x - half_w, y - half_h), XY(x + half_w, y + half_h))
+
+
+def box_corners(box: Box) -> Corners:
+    """The ``(..., 2)`` :class:`Corners` of a :class:`Box`."""
+    return Corners(torch.stack(box.lo, dim=-1), torch.stack(box.hi, dim=-1))
+
+
+def to_corners(boxes: Tensor, box_format: BoxFormat, dtype: torch.dtype) -> Corners:
+    """Read ``(..., 4)`` boxes in ``box_format`` as contiguous ``(..., 2)`` corners in ``dtype``."""
+    return box_corners(read_box(boxes, box_format, dtype))
 
 
 def from_corners(corners: Corners, box_format: BoxFormat) -> Tensor:
@@ -123,14 +160,14 @@ def validate_boxes(boxes: Tensor, box_format: str = "xyxy", name: str = "boxes")
     return boxes
 
 
-def prepare_box_pair(
+def prepare_boxes(
     pred: object,
     target: object,
     box_format: str,
     check_boxes: bool,
     names: tuple[str, str] = ("pred", "target"),
-) -> tuple[Corners, Corners]:
-    """Check a pair of box tensors of the same shape and read both as corners in the compute dtype."""
+) -> tuple[Box, Box]:
+    """Check a pair of box tensors of the same shape and read both as :class:`Box` in the compute dtype."""
     p = check_boxes_tensor(pred, names[0])
     t = check_boxes_tensor(target, names[1])
     if p.shape != t.shape:
@@ -143,69 +180,101 @@ def prepare_box_pair(
         validate_boxes(p, fmt, names[0])
         validate_boxes(t, fmt, names[1])
     dtype = compute_dtype(p, t)
-    return to_corners(p, fmt, dtype), to_corners(t, fmt, dtype)
+    return read_box(p, fmt, dtype), read_box(t, fmt, dtype)
+
+
+def prepare_box_pair(
+    pred: object,
+    target: object,
+    box_format: str,
+    check_boxes: bool,
+    names: tuple[str, str] = ("pred", "target"),
+) -> tuple[Corners, Corners]:
+    """:func:`prepare_boxes`, each box as ``(..., 2)`` :class:`Corners`."""
+    p, t = prepare_boxes(pred, target, box_format, check_boxes, names)
+    return box_corners(p), box_corners(t)
 
 
 # --- pairwise geometry, shared by box_iou and every IoU loss -------------------------------------
 
 
-def prod_xy(t: Tensor) -> Tensor:
-    """``t_x * t_y`` of a ``(..., 2)`` tensor (the area of a size ``(w, h)``)."""
-    return t[..., 0] * t[..., 1]
+# Maxima, minima and the clamp of a size at 0 are written with relu: its backward is one pass
+# (threshold_backward) where a clamp's or torch.maximum's builds masks and selects, ~2x slower end
+# to end in eager mode. The relu is in place on its own temporary (one tensor less alive). At a
+# tie the gradient goes to the first argument, as clamp's does, so a size of exactly 0 (a zero-size
+# box, touching boxes) still passes the gradient towards a positive size. When the result is the
+# second argument it is a + (b - a): exact when b - a is (Sterbenz: b / 2 <= a <= 2b), otherwise
+# within one rounding of b.
 
 
-def sum_xy(t: Tensor) -> Tensor:
-    """``t_x + t_y`` of a ``(..., 2)`` tensor."""
-    return t[..., 0] + t[..., 1]
+def pair_max(a: Tensor, b: Tensor) -> Tensor:
+    """Element-wise ``max(a, b)``; at a tie the gradient goes to ``a``."""
+    return a + (b - a).relu_()
+
+
+def pair_min(a: Tensor, b: Tensor) -> Tensor:
+    """Element-wise ``min(a, b)``; at a tie the gradient goes to ``a``."""
+    return a - (a - b).relu_()
+
+
+def _extent(lo: Tensor, hi: Tensor) -> Tensor:
+    """``max(hi - lo, 0)``."""
+    d = hi - lo
+    return d + (-d).relu_()
+
+
+def size(box: Box) -> XY:
+    """``(w, h)`` clamped at 0: a box with ``x2 < x1`` has zero width."""
+    return XY(_extent(box.lo.x, box.hi.x), _extent(box.lo.y, box.hi.y))
+
+
+def intersection_size(pred: Box, target: Box) -> XY:
+    """``(w, h)`` of the intersection of ``pred`` and ``target``, clamped at 0."""
+    return XY(
+        _extent(pair_max(pred.lo.x, target.lo.x), pair_min(pred.hi.x, target.hi.x)),
+        _extent(pair_max(pred.lo.y, target.lo.y), pair_min(pred.hi.y, target.hi.y)),
+    )
+
+
+def enclosing_size(pred: Box, target: Box) -> XY:
+    """``(c_w, c_h)`` of the smallest box enclosing both, clamped at 0."""
+    return XY(
+        _extent(pair_min(pred.lo.x, target.lo.x), pair_max(pred.hi.x, target.hi.x)),
+        _extent(pair_min(pred.lo.y, target.lo.y), pair_max(pred.hi.y, target.hi.y)),
+    )
 
 
 class PairGeometry(NamedTuple):
     """IoU and what it is made of, for corresponding boxes (leading shape ``(...)``).
 
-    ``iou = I / (U + eps)``; ``union`` is ``U``; ``pred_wh`` and ``target_wh`` are the boxes'
-    ``(..., 2)`` sizes.
+    ``iou = I / (U + eps)``; ``union`` is ``U``; ``pred_wh`` and ``target_wh`` are the boxes' sizes.
     """
 
     iou: Tensor
     union: Tensor
-    pred_wh: Tensor
-    target_wh: Tensor
+    pred_wh: XY
+    target_wh: XY
 
 
-def size(box: Corners) -> Tensor:
-    """``(w, h)`` clamped at 0, ``(..., 2)``: a box with ``x2 < x1`` has zero width.
-
-    At exactly 0 the gradient passes (the derivative towards a positive size), so zero-size and
-    touching boxes still learn from the intersection.
-    """
-    return (box.hi - box.lo).clamp(min=0)
-
-
-# Maxima and minima below are clamps with a tensor bound: their backward is one masked pass, where
-# torch.maximum's takes several (it splits ties in two), ~1.5x slower end to end in eager mode.
-
-
-def pair_geometry(pred: Corners, target: Corners, eps: float) -> PairGeometry:
+def pair_geometry(pred: Box, target: Box, eps: float) -> PairGeometry:
     """Intersection, union and IoU of ``pred`` and ``target`` (broadcast together)."""
-    inter = prod_xy(size(Corners(pred.lo.clamp(min=target.lo), pred.hi.clamp(max=target.hi))))
+    inter = intersection_size(pred, target).prod()
     pred_wh, target_wh = size(pred), size(target)
-    union = prod_xy(pred_wh) + prod_xy(target_wh) - inter
+    union = pred_wh.prod() + target_wh.prod() - inter
     return PairGeometry(inter / (union + eps), union, pred_wh, target_wh)
 
 
-def enclosing_size(pred: Corners, target: Corners) -> Tensor:
-    """``(c_w, c_h)`` of the smallest box enclosing both, clamped at 0, shape ``(..., 2)``."""
-    return size(Corners(pred.lo.clamp(max=target.lo), pred.hi.clamp(min=target.hi)))
+def centre_offset(pred: Box, target: Box) -> XY:
+    """``(dx, dy)`` from ``pred``'s centre to ``target``'s."""
+    return XY(
+        (target.lo.x + target.hi.x - pred.lo.x - pred.hi.x) * 0.5,
+        (target.lo.y + target.hi.y - pred.lo.y - pred.hi.y) * 0.5,
+    )
 
 
-def centre_offset(pred: Corners, target: Corners) -> Tensor:
-    """``(dx, dy)`` from ``pred``'s centre to ``target``'s, shape ``(..., 2)``."""
-    return (target.lo + target.hi - pred.lo - pred.hi) * 0.5
-
-
-def distance_penalty(offset: Tensor, enclose_wh: Tensor, eps: float) -> Tensor:
+def distance_penalty(offset: XY, enclose_wh: XY, eps: float) -> Tensor:
     """DIoU's ``rho^2 / (c^2 + eps)``: squared centre distance over the enclosing box's squared diagonal."""
-    return sum_xy(offset * offset) / (sum_xy(enclose_wh * enclose_wh) + eps)
+    return offset.square().sum() / (enclose_wh.square().sum() + eps)
 
 
 def aspect_ratio_penalty(
@@ -222,8 +291,7 @@ def aspect_ratio_penalty(
     without the eps, identical boxes give 0/0. ``alpha_gate=None`` applies it at every IoU (the
     paper); ``alpha_gate=0.5`` zeroes it where ``IoU <= 0.5`` (mmdetection's ``CIoULoss``).
     """
-    w, h = geo.pred_wh[..., 0], geo.pred_wh[..., 1]
-    w_gt, h_gt = geo.target_wh[..., 0], geo.target_wh[..., 1]
+    (w, h), (w_gt, h_gt) = geo.pred_wh, geo.target_wh
     angle = torch.atan((w_gt * h - w * h_gt) / (h_gt * h + w_gt * w + eps))
     v = _FOUR_OVER_PI_SQUARED * angle * angle
     iou, v_const = geo.iou.detach(), v.detach()
@@ -235,8 +303,8 @@ def aspect_ratio_penalty(
 
 def iou_of_kind(
     kind: IoUKind,
-    pred: Corners,
-    target: Corners,
+    pred: Box,
+    target: Box,
     eps: float,
     alpha_gate: float | None = None,
 ) -> Tensor:
@@ -252,7 +320,7 @@ def iou_of_kind(
         return geo.iou
     enclose_wh = enclosing_size(pred, target)
     if kind == "giou":
-        enclose = prod_xy(enclose_wh)
+        enclose = enclose_wh.prod()
         return geo.iou - (enclose - geo.union) / (enclose + eps)
     diou = geo.iou - distance_penalty(centre_offset(pred, target), enclose_wh, eps)
     if kind == "diou":
@@ -295,7 +363,7 @@ def box_iou(
     k = check_kind(kind)
     eps = check_number(eps, "eps", low=0.0, strict=True)
     if aligned:
-        p, t = prepare_box_pair(boxes1, boxes2, box_format, check_boxes, ("boxes1", "boxes2"))
+        p, t = prepare_boxes(boxes1, boxes2, box_format, check_boxes, ("boxes1", "boxes2"))
         return iou_of_kind(k, p, t, eps)
     b1 = check_boxes_tensor(boxes1, "boxes1")
     b2 = check_boxes_tensor(boxes2, "boxes2")
@@ -309,6 +377,4 @@ def box_iou(
         validate_boxes(b1, fmt, "boxes1")
         validate_boxes(b2, fmt, "boxes2")
     dtype = compute_dtype(b1, b2)
-    return iou_of_kind(
-        k, to_corners(b1[:, None], fmt, dtype), to_corners(b2[None], fmt, dtype), eps
-    )
+    return iou_of_kind(k, read_box(b1[:, None], fmt, dtype), read_box(b2[None], fmt, dtype), eps)

@@ -31,9 +31,8 @@ from detloss.boxes import (
     enclosing_size,
     iou_of_kind,
     pair_geometry,
-    prepare_box_pair,
-    prod_xy,
-    sum_xy,
+    pair_max,
+    prepare_boxes,
 )
 from detloss.inputs import check_number, check_tensor
 from detloss.reduction import weight_reduce_loss
@@ -102,7 +101,7 @@ def iou_loss(
     """
     mode = check_mode(mode)
     eps = check_number(eps, "eps", low=0.0, strict=True)
-    p, t = prepare_box_pair(pred, target, box_format, check_boxes)
+    p, t = prepare_boxes(pred, target, box_format, check_boxes)
     iou = pair_geometry(p, t, eps).iou.clamp(min=eps)
     if mode == "linear":
         loss = 1 - iou
@@ -133,7 +132,7 @@ def giou_loss(
     and mmdetection's ``GIoULoss``. Arguments as :func:`iou_loss` (no ``mode``).
     """
     eps = check_number(eps, "eps", low=0.0, strict=True)
-    p, t = prepare_box_pair(pred, target, box_format, check_boxes)
+    p, t = prepare_boxes(pred, target, box_format, check_boxes)
     loss = 1 - iou_of_kind("giou", p, t, eps)
     return reduce_box_loss(loss, weight, reduction, avg_factor)
 
@@ -157,7 +156,7 @@ def diou_loss(
     Arguments as :func:`giou_loss`.
     """
     eps = check_number(eps, "eps", low=0.0, strict=True)
-    p, t = prepare_box_pair(pred, target, box_format, check_boxes)
+    p, t = prepare_boxes(pred, target, box_format, check_boxes)
     loss = 1 - iou_of_kind("diou", p, t, eps)
     return reduce_box_loss(loss, weight, reduction, avg_factor)
 
@@ -188,7 +187,7 @@ def ciou_loss(
     """
     eps = check_number(eps, "eps", low=0.0, strict=True)
     gate = check_alpha_gate(alpha_gate)
-    p, t = prepare_box_pair(pred, target, box_format, check_boxes)
+    p, t = prepare_boxes(pred, target, box_format, check_boxes)
     loss = 1 - iou_of_kind("ciou", p, t, eps, gate)
     return reduce_box_loss(loss, weight, reduction, avg_factor)
 
@@ -213,15 +212,17 @@ def eiou_loss(
     IoU, Peng and Yu 2021, with ``smooth_point``). Arguments as :func:`giou_loss`.
     """
     eps = check_number(eps, "eps", low=0.0, strict=True)
-    p, t = prepare_box_pair(pred, target, box_format, check_boxes)
+    p, t = prepare_boxes(pred, target, box_format, check_boxes)
     geo = pair_geometry(p, t, eps)
     enclose_wh = enclosing_size(p, t)
-    size_gap = geo.pred_wh - geo.target_wh
+    (w, h), (w_gt, h_gt) = geo.pred_wh, geo.target_wh
+    c_w2, c_h2 = enclose_wh.square()
     loss = (
         1
         - geo.iou
         + distance_penalty(centre_offset(p, t), enclose_wh, eps)
-        + sum_xy(size_gap * size_gap / (enclose_wh * enclose_wh + eps))
+        + (w - w_gt).square() / (c_w2 + eps)
+        + (h - h_gt).square() / (c_h2 + eps)
     )
     return reduce_box_loss(loss, weight, reduction, avg_factor)
 
@@ -257,17 +258,24 @@ def siou_loss(
     """
     eps = check_number(eps, "eps", low=0.0, strict=True)
     theta = check_number(theta, "theta", low=1.0, strict=False)
-    p, t = prepare_box_pair(pred, target, box_format, check_boxes)
+    p, t = prepare_boxes(pred, target, box_format, check_boxes)
     geo = pair_geometry(p, t, eps)
     enclose_wh = enclosing_size(p, t)
     offset = centre_offset(p, t)
-    offset_sq = offset * offset
+    offset_sq = offset.square()
     # sin(2 alpha) = 2 sin(alpha) cos(alpha) = 2 |dx| |dy| / sigma^2: the paper's arcsin has an
     # infinite gradient at sin(alpha) = +-1 (boxes aligned on an axis), this form has none.
-    angle = 2 * prod_xy(offset.abs()) / (sum_xy(offset_sq) + eps)
-    rho = offset_sq / (enclose_wh * enclose_wh + eps)
-    distance = -sum_xy(torch.expm1((angle - 2).unsqueeze(-1) * rho))
-    omega = (geo.pred_wh - geo.target_wh).abs() / (geo.pred_wh.clamp(min=geo.target_wh) + eps)
-    shape = sum_xy((-torch.expm1(-omega)) ** theta)
+    angle = 2 * (offset.x.abs() * offset.y.abs()) / (offset_sq.sum() + eps)
+    enclose_sq = enclose_wh.square()
+
+    def distance_cost(o_sq: Tensor, c_sq: Tensor) -> Tensor:  # 1 - exp(-(2 - Lambda) rho_t)
+        return -torch.expm1((angle - 2) * (o_sq / (c_sq + eps)))
+
+    def shape_cost(s: Tensor, s_gt: Tensor) -> Tensor:  # (1 - exp(-omega_t))^theta
+        omega = (s - s_gt).abs() / (pair_max(s, s_gt) + eps)
+        return (-torch.expm1(-omega)) ** theta
+
+    distance = distance_cost(offset_sq.x, enclose_sq.x) + distance_cost(offset_sq.y, enclose_sq.y)
+    shape = shape_cost(geo.pred_wh.x, geo.target_wh.x) + shape_cost(geo.pred_wh.y, geo.target_wh.y)
     loss = 1 - geo.iou + (distance + shape) * 0.5
     return reduce_box_loss(loss, weight, reduction, avg_factor)
