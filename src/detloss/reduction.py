@@ -54,6 +54,8 @@ def weight_reduce_loss(
     weight: Tensor | None = None,
     reduction: str = "mean",
     avg_factor: float | Tensor | None = None,
+    *,
+    inplace: bool = False,
 ) -> Tensor:
     """Apply an element-wise ``weight``, then ``reduction`` and ``avg_factor`` to ``loss``.
 
@@ -62,6 +64,8 @@ def weight_reduce_loss(
         weight: optional weight that broadcasts to ``loss.shape``.
         reduction: "none", "mean" or "sum".
         avg_factor: optional normaliser for "mean" (a number or a tensor); "sum" rejects it.
+        inplace: multiply the weight into ``loss`` in place (for a temporary the caller owns and
+            autograd does not track).
 
     Returns:
         ``loss``'s shape for "none", a scalar otherwise, in ``loss``'s dtype.
@@ -70,7 +74,8 @@ def weight_reduce_loss(
     if reduction == "sum" and avg_factor is not None:
         raise ValueError('avg_factor cannot be used with reduction="sum"; use "mean" or "none"')
     if weight is not None:
-        loss = loss * check_weight(weight, loss.shape).to(loss.dtype)
+        w = check_weight(weight, loss.shape).to(loss.dtype)
+        loss = loss.mul_(w) if inplace else loss * w
     if reduction == "none":
         return loss
     total = loss.sum()

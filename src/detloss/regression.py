@@ -8,14 +8,35 @@ float16/bfloat16 inputs in float32, and reduces through :func:`detloss.reduction
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import TypeAlias
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from detloss.analytic import apply_factor, reduce_with_gradient
 from detloss.backend import fusable
 from detloss.inputs import check_number, prepare_pair
 from detloss.reduction import check_weight, weight_reduce_loss
+
+Factor: TypeAlias = Tensor | float | None
+
+
+def residual_loss(
+    value_and_grad: Callable[[Tensor, Tensor, Factor], tuple[Tensor, Tensor | None]],
+    pred: Tensor,
+    target: Tensor,
+    weight: Tensor | None,
+    reduction: str,
+    avg_factor: float | Tensor | None,
+) -> Tensor:
+    """Check and cast ``(pred, target)``, then reduce the loss ``value_and_grad`` computes from them
+    with its gradient computed in the forward pass (:func:`detloss.analytic.reduce_with_gradient`)."""
+    pred, target = prepare_pair(pred, target)
+    return reduce_with_gradient(
+        value_and_grad, pred, (target,), pred.shape, weight, reduction, avg_factor
+    )
 
 
 def resolve_beta(beta: float | None, sigma: float | None) -> float:
@@ -69,10 +90,17 @@ def smooth_l1_loss(
     Huber's ``delta`` form is ``delta * smooth_l1_loss(beta=delta)`` (:func:`huber_loss`).
     """
     beta = resolve_beta(beta, sigma)
-    pred, target = prepare_pair(pred, target)
-    # PyTorch's kernel computes plain L1 (with its finite sign gradient) when beta == 0.
-    loss = F.smooth_l1_loss(pred, target, reduction="none", beta=beta)
-    return weight_reduce_loss(loss, weight, reduction, avg_factor)
+
+    def value_and_grad(p: Tensor, t: Tensor, factor: Factor) -> tuple[Tensor, Tensor | None]:
+        # PyTorch's kernel computes plain L1 when beta == 0, and so does the gradient below.
+        loss = F.smooth_l1_loss(p, t, reduction="none", beta=beta)
+        if factor is None:
+            return loss, None
+        d = p - t
+        grad = d.sign_() if beta == 0 else d.div_(beta).clamp_(-1, 1)
+        return loss, apply_factor(grad, factor)
+
+    return residual_loss(value_and_grad, pred, target, weight, reduction, avg_factor)
 
 
 @fusable
@@ -96,9 +124,14 @@ def huber_loss(
     Its gradient is ``x`` clipped to ``[-delta, delta]`` (Smooth L1's is clipped to ``[-1, 1]``).
     """
     delta = check_number(delta, "delta", low=0.0, strict=True)
-    pred, target = prepare_pair(pred, target)
-    loss = F.huber_loss(pred, target, reduction="none", delta=delta)
-    return weight_reduce_loss(loss, weight, reduction, avg_factor)
+
+    def value_and_grad(p: Tensor, t: Tensor, factor: Factor) -> tuple[Tensor, Tensor | None]:
+        loss = F.huber_loss(p, t, reduction="none", delta=delta)
+        if factor is None:
+            return loss, None
+        return loss, apply_factor((p - t).clamp_(-delta, delta), factor)
+
+    return residual_loss(value_and_grad, pred, target, weight, reduction, avg_factor)
 
 
 @fusable
@@ -111,9 +144,14 @@ def l1_loss(
     avg_factor: float | Tensor | None = None,
 ) -> Tensor:
     """L1 loss ``|pred - target|``; ``smooth_l1_loss(beta=0)``. Equal to PyTorch's ``F.l1_loss``."""
-    pred, target = prepare_pair(pred, target)
-    loss = F.l1_loss(pred, target, reduction="none")
-    return weight_reduce_loss(loss, weight, reduction, avg_factor)
+
+    def value_and_grad(p: Tensor, t: Tensor, factor: Factor) -> tuple[Tensor, Tensor | None]:
+        loss = F.l1_loss(p, t, reduction="none")
+        if factor is None:
+            return loss, None
+        return loss, apply_factor((p - t).sign_(), factor)
+
+    return residual_loss(value_and_grad, pred, target, weight, reduction, avg_factor)
 
 
 @fusable
@@ -126,9 +164,14 @@ def mse_loss(
     avg_factor: float | Tensor | None = None,
 ) -> Tensor:
     """L2 loss ``(pred - target)**2`` (no 1/2 factor), equal to PyTorch's ``F.mse_loss``."""
-    pred, target = prepare_pair(pred, target)
-    loss = F.mse_loss(pred, target, reduction="none")
-    return weight_reduce_loss(loss, weight, reduction, avg_factor)
+
+    def value_and_grad(p: Tensor, t: Tensor, factor: Factor) -> tuple[Tensor, Tensor | None]:
+        loss = F.mse_loss(p, t, reduction="none")
+        if factor is None:
+            return loss, None
+        return loss, apply_factor((p - t).mul_(2), factor)
+
+    return residual_loss(value_and_grad, pred, target, weight, reduction, avg_factor)
 
 
 @fusable
@@ -159,13 +202,23 @@ def balanced_l1_loss(
     alpha = check_number(alpha, "alpha", low=0.0, strict=True)
     gamma = check_number(gamma, "gamma", low=0.0, strict=True)
     beta = check_number(beta, "beta", low=0.0, strict=True)
-    pred, target = prepare_pair(pred, target)
     b = math.expm1(gamma / alpha)
-    x = (pred - target).abs()
-    inner = alpha / b * (b * x + 1) * torch.log1p(b * x / beta) - alpha * x
-    outer = gamma * x + (gamma / b - alpha * beta)
-    loss = torch.where(x < beta, inner, outer)
-    return weight_reduce_loss(loss, weight, reduction, avg_factor)
+
+    def value_and_grad(p: Tensor, t: Tensor, factor: Factor) -> tuple[Tensor, Tensor | None]:
+        d = p - t
+        x = d.abs()
+        inside = x < beta
+        log_term = torch.log1p(b * x / beta)
+        inner = alpha / b * (b * x + 1) * log_term - alpha * x
+        loss = torch.where(inside, inner, gamma * x + (gamma / b - alpha * beta))
+        if factor is None:
+            return loss, None
+        # d inner / dx = alpha * log(b x / beta + 1) + alpha * (b x + 1) / (b x + beta) - alpha
+        slope_in = alpha * log_term + alpha * (b * x + 1) / (b * x + beta) - alpha
+        grad = torch.where(inside, slope_in, gamma).mul_(d.sign_())
+        return loss, apply_factor(grad, factor)
+
+    return residual_loss(value_and_grad, pred, target, weight, reduction, avg_factor)
 
 
 @fusable

@@ -1,0 +1,132 @@
+"""Losses whose gradient is computed in the same pass as their value.
+
+A loss built here supplies one function that returns its element-wise value and, given a
+``factor``, ``factor * d loss / d pred``::
+
+    value_and_grad(pred, *others, factor) -> (loss, grad)    # grad is None when factor is None
+
+:func:`reduce_with_gradient` runs it in a custom autograd function: the forward reduces ``loss``
+with :func:`detloss.reduction.weight_reduce_loss` and keeps ``grad``, computed with the weight as
+``factor``; the backward multiplies it by the incoming gradient times the reduction's scale
+(``1 / numel``, ``1 / (avg_factor + eps)`` or 1, see :func:`reduction_scale`). Against autograd's
+chain of saved intermediates this removes passes over memory in both backends: eagerly, the
+backward is one multiplication and the forward works in place on its own temporaries; under
+``torch.compile`` the forward is one loop that reads the inputs once and writes the gradient, and
+the backward scales it (``docs/benchmarks.md``, "Gradient in the forward pass").
+
+Only ``pred`` is differentiated this way. When another input (``target``, ``weight``, a tensor
+``avg_factor``) requires a gradient, or no gradient is wanted (``torch.no_grad``, a ``pred`` that
+does not require one), the same function runs with ``factor=None`` under ordinary autograd, so
+every input gets its exact gradient. The analytic path does not support double backward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, cast
+
+import torch
+from torch import Tensor
+from torch.autograd.function import FunctionCtx, once_differentiable
+
+from detloss.reduction import AVG_FACTOR_EPS, check_reduction, check_weight, weight_reduce_loss
+
+ValueAndGrad = Callable[..., tuple[Tensor, Tensor | None]]
+"""``value_and_grad(pred, *others, factor)`` returns the element-wise loss and
+``factor * d loss / d pred`` (``None`` when ``factor`` is ``None``). ``factor`` is 1.0 or a tensor
+that broadcasts to the loss (the weight; :func:`apply_factor` applies it); a loss with one value per row of ``pred`` (box losses: ``pred``
+``(..., 4)``, loss ``(...)``) broadcasts it over the last dimension itself. The function may work
+in place on tensors it created (never on its inputs)."""
+
+
+def reduction_scale(
+    loss_shape: torch.Size, reduction: str, avg_factor: float | Tensor | None
+) -> Tensor | float:
+    """The derivative of :func:`weight_reduce_loss` with respect to each weighted loss element."""
+    if reduction != "mean":
+        return 1.0
+    if avg_factor is None:
+        count: int = torch.sym_max(loss_shape.numel(), 1)  # type: ignore[no-untyped-call]
+        return 1.0 / count
+    return 1.0 / (avg_factor + AVG_FACTOR_EPS)
+
+
+def apply_factor(grad: Tensor, factor: Tensor | float, per_row: bool = False) -> Tensor:
+    """``grad * factor`` in place (``factor`` is 1.0 or a tensor, over the last dim when ``per_row``)."""
+    if not isinstance(factor, Tensor):
+        return grad
+    return grad.mul_(factor.unsqueeze(-1) if per_row else factor)
+
+
+class _GradientInForward(torch.autograd.Function):
+    @staticmethod
+    def forward(
+        ctx: FunctionCtx,
+        value_and_grad: ValueAndGrad,
+        reduce: Callable[[Tensor], Tensor],
+        factor: Tensor | float,
+        scale: Tensor | float,
+        pred: Tensor,
+        *others: Tensor,
+    ) -> Tensor:
+        loss, grad = value_and_grad(pred, *others, factor)
+        ctx.save_for_backward(cast(Tensor, grad))  # not None: factor is not None
+        ctx.scale = scale  # type: ignore[attr-defined]
+        return reduce(loss)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
+        (grad,) = ctx.saved_tensors
+        if grad_output.dim() > 0:  # reduction="none": one incoming gradient per loss element
+            grad_output = grad_output.reshape(
+                grad_output.shape + (1,) * (grad.dim() - grad_output.dim())
+            )
+        n_others = len(ctx.needs_input_grad) - 5
+        return (None, None, None, None, grad * (grad_output * ctx.scale), *([None] * n_others))
+
+
+def reduce_with_gradient(
+    value_and_grad: ValueAndGrad,
+    pred: Tensor,
+    others: tuple[Tensor, ...],
+    loss_shape: torch.Size,
+    weight: Tensor | None = None,
+    reduction: str = "mean",
+    avg_factor: float | Tensor | None = None,
+) -> Tensor:
+    """``weight_reduce_loss(loss, weight, reduction, avg_factor)`` of the element-wise ``loss`` that
+    ``value_and_grad`` computes, differentiated with respect to ``pred`` by the gradient it computes.
+
+    Args:
+        value_and_grad: see :data:`ValueAndGrad`.
+        pred: the differentiated input, in the compute dtype.
+        others: the other tensor inputs (targets), in the compute dtype.
+        loss_shape: the element-wise loss's shape (``pred.shape``, or ``pred.shape[:-1]`` for one
+            loss per row).
+        weight, reduction, avg_factor: see :func:`detloss.reduction.weight_reduce_loss`.
+    """
+    reduction = check_reduction(reduction)
+    if weight is not None:
+        weight = check_weight(weight, loss_shape).to(pred.dtype)
+
+    def reduce(loss: Tensor) -> Tensor:
+        return weight_reduce_loss(loss, weight, reduction, avg_factor, inplace=True)
+
+    analytic = (
+        torch.is_grad_enabled()
+        and pred.requires_grad
+        and not any(t.requires_grad for t in others)
+        and not (weight is not None and weight.requires_grad)
+        and not (isinstance(avg_factor, Tensor) and avg_factor.requires_grad)
+    )
+    if not analytic:
+        return weight_reduce_loss(
+            value_and_grad(pred, *others, None)[0], weight, reduction, avg_factor
+        )
+    factor = 1.0 if weight is None else weight
+    scale = reduction_scale(loss_shape, reduction, avg_factor)
+    return cast(
+        Tensor,
+        _GradientInForward.apply(value_and_grad, reduce, factor, scale, pred, *others),  # type: ignore[no-untyped-call]
+    )
