@@ -55,6 +55,17 @@ def _replace(
     return tuple(out)
 
 
+@pytest.mark.parametrize("case", CASE_PARAMS)
+def test_eager_backward_twice_with_retain_graph_accumulates(case: LossCase) -> None:
+    inputs = case.inputs(6, torch.float64, seed=3)
+    loss = case(*inputs)
+    loss.backward(retain_graph=True)
+    once = [inputs[i].grad.clone() for i in case.grad_args]  # type: ignore[union-attr]
+    loss.backward()
+    for i, grad in zip(case.grad_args, once, strict=True):
+        torch.testing.assert_close(inputs[i].grad, 2 * grad)
+
+
 @pytest.mark.parametrize(("case", "reduction"), CASE_REDUCTION_PARAMS)
 def test_empty_input_gives_connected_zero(case: LossCase, reduction: str) -> None:
     inputs = case.inputs(0, torch.float32)

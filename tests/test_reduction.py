@@ -74,6 +74,15 @@ def test_avg_factor_divides_the_sum_with_float32_eps(avg_factor: float | torch.T
     )
 
 
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_inplace_weighting_gives_the_same_result_and_writes_into_the_loss(reduction: str) -> None:
+    loss, weight = torch.rand(5, 4), torch.rand(5, 1)
+    expected = weight_reduce_loss(loss, weight, reduction)
+    owned = loss.clone()
+    assert torch.equal(weight_reduce_loss(owned, weight, reduction, inplace=True), expected)
+    assert torch.equal(owned, loss * weight)
+
+
 def test_avg_factor_is_ignored_by_none() -> None:
     loss = _loss(3, 2)
     torch.testing.assert_close(weight_reduce_loss(loss, reduction="none", avg_factor=10.0), loss)

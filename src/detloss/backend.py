@@ -18,6 +18,11 @@ If compiling is impossible (no C++ compiler, unsupported platform or Python), de
 and runs eagerly from then on. An error in the caller's input is told apart from a compiler
 failure by running the loss eagerly: if that raises too, its error is the one raised.
 
+The fused path inherits one restriction of ``torch.compile``: its backward reuses the memory of
+the tensors saved for it ("donated buffers"), so a second backward through the same fused loss
+(``retain_graph=True``) raises; the eager backend allows it, as does
+``torch._functorch.config.donated_buffer = False``.
+
 Choose with :func:`set_backend`, the :func:`use_backend` context manager, or the environment
 variable ``DETLOSS_BACKEND`` read at import. The choice is read at every call, so functions and
 modules imported or built earlier follow it.

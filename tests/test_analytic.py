@@ -1,0 +1,144 @@
+"""The gradient-in-forward mechanism (detloss.analytic) against ordinary autograd.
+
+The analytic path runs when only ``pred`` needs a gradient; making ``target`` require one forces
+the value-only path under autograd, so the two gradients of ``pred`` can be compared directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+from torch import Tensor
+
+import detloss
+from detloss.analytic import reduction_scale
+from detloss.reduction import AVG_FACTOR_EPS
+
+LOSSES: list[tuple[str, Callable[..., Tensor], dict[str, Any]]] = [
+    ("smooth_l1", detloss.smooth_l1_loss, {"beta": 0.5}),
+    ("smooth_l1_beta0", detloss.smooth_l1_loss, {"beta": 0.0}),
+    ("huber", detloss.huber_loss, {"delta": 2.0}),
+    ("l1", detloss.l1_loss, {}),
+    ("mse", detloss.mse_loss, {}),
+    ("balanced_l1", detloss.balanced_l1_loss, {}),
+    ("balanced_l1_beta2", detloss.balanced_l1_loss, {"beta": 2.0}),
+]
+IDS = [name for name, _, _ in LOSSES]
+
+# (reduction, extra kwargs) pairs covering every scale of the reduction.
+REDUCTIONS: list[tuple[str, dict[str, Any]]] = [
+    ("none", {}),
+    ("sum", {}),
+    ("mean", {}),
+    ("mean", {"avg_factor": 7.0}),
+    ("mean", {"avg_factor": torch.tensor(5.0, dtype=torch.float64)}),
+]
+
+
+def _inputs(n: int = 64, seed: int = 0) -> tuple[Tensor, Tensor, Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    pred = (torch.randn(n, 4, generator=g, dtype=torch.float64) * 3).requires_grad_(True)
+    target = torch.randn(n, 4, generator=g, dtype=torch.float64)
+    target[:4] = pred.detach()[:4]  # zero residuals: the kinks of L1 and Smooth L1 at 0
+    weight = torch.rand(n, 4, generator=g, dtype=torch.float64)
+    return pred, target, weight
+
+
+def _pred_grad(loss: Tensor, pred: Tensor, grad_output: Tensor) -> Tensor:
+    (grad,) = torch.autograd.grad(loss, pred, grad_output)
+    return grad
+
+
+@pytest.mark.parametrize(("name", "fn", "params"), LOSSES, ids=IDS)
+@pytest.mark.parametrize(("reduction", "extra"), REDUCTIONS)
+@pytest.mark.parametrize("weighting", ["none", "full", "row"])
+def test_analytic_gradient_equals_autograd(
+    name: str,
+    fn: Callable[..., Tensor],
+    params: dict[str, Any],
+    reduction: str,
+    extra: dict[str, Any],
+    weighting: str,
+) -> None:
+    pred, target, weight = _inputs()
+    kwargs: dict[str, Any] = {**params, **extra, "reduction": reduction}
+    if weighting != "none":
+        kwargs["weight"] = weight if weighting == "full" else weight[:, :1]
+    analytic = fn(pred, target, **kwargs)
+    reference = fn(pred, target.clone().requires_grad_(True), **kwargs)  # forces autograd
+    assert analytic.grad_fn is not None
+    assert "GradientInForward" in type(analytic.grad_fn).__name__
+    assert "GradientInForward" not in type(reference.grad_fn).__name__
+    torch.testing.assert_close(analytic, reference, rtol=1e-12, atol=1e-12)
+    g = torch.Generator().manual_seed(1)
+    grad_output = torch.rand(analytic.shape, generator=g, dtype=torch.float64) + 0.5
+    torch.testing.assert_close(
+        _pred_grad(analytic, pred, grad_output),
+        _pred_grad(reference, pred, grad_output),
+        rtol=1e-10,
+        atol=1e-12,
+    )
+
+
+@pytest.mark.parametrize(("name", "fn", "params"), LOSSES, ids=IDS)
+def test_target_and_weight_that_require_grad_get_exact_gradients(
+    name: str, fn: Callable[..., Tensor], params: dict[str, Any]
+) -> None:
+    pred, target, weight = _inputs()
+    target.requires_grad_(True)
+    weight.requires_grad_(True)
+    fn(pred, target, **params, weight=weight, avg_factor=3.0).backward()
+    assert pred.grad is not None
+    assert target.grad is not None
+    assert weight.grad is not None
+    # Every loss here is a function of pred - target: the two gradients are opposite.
+    torch.testing.assert_close(target.grad, -pred.grad)
+    # d/dw of sum(loss * w) / (3 + eps) is loss / (3 + eps).
+    elementwise = fn(pred.detach(), target.detach(), **params, reduction="none")
+    torch.testing.assert_close(weight.grad, elementwise * reduction_scale(pred.shape, "mean", 3.0))
+
+
+@pytest.mark.parametrize(("name", "fn", "params"), LOSSES, ids=IDS)
+def test_backward_twice_with_retain_graph_accumulates(
+    name: str, fn: Callable[..., Tensor], params: dict[str, Any]
+) -> None:
+    pred, target, weight = _inputs()
+    loss = fn(pred, target, **params, weight=weight)
+    loss.backward(retain_graph=True)
+    assert pred.grad is not None
+    once = pred.grad.clone()
+    loss.backward()
+    torch.testing.assert_close(pred.grad, 2 * once)
+
+
+@pytest.mark.parametrize(("name", "fn", "params"), LOSSES, ids=IDS)
+def test_without_grad_the_value_is_the_same_and_untracked(
+    name: str, fn: Callable[..., Tensor], params: dict[str, Any]
+) -> None:
+    pred, target, weight = _inputs()
+    tracked = fn(pred, target, **params, weight=weight)
+    with torch.no_grad():
+        untracked = fn(pred, target, **params, weight=weight)
+    assert untracked.grad_fn is None
+    assert torch.equal(tracked.detach(), untracked)
+
+
+def test_inputs_are_not_modified() -> None:
+    pred, target, weight = _inputs()
+    copies = [t.detach().clone() for t in (pred, target, weight)]
+    for _, fn, params in LOSSES:
+        fn(pred, target, **params, weight=weight).backward()
+    for original, copy in zip((pred, target, weight), copies, strict=True):
+        assert torch.equal(original.detach(), copy)
+
+
+def test_reduction_scale_matches_the_reduction() -> None:
+    shape = torch.Size([3, 4])
+    assert reduction_scale(shape, "none", None) == 1.0
+    assert reduction_scale(shape, "sum", None) == 1.0
+    assert reduction_scale(shape, "mean", None) == 1.0 / 12
+    assert reduction_scale(torch.Size([0, 4]), "mean", None) == 1.0  # empty: divides by 1
+    assert reduction_scale(shape, "mean", 2.0) == 1.0 / (2.0 + AVG_FACTOR_EPS)
