@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import Tensor
 from typer.testing import CliRunner
 
 from detloss import bench
@@ -136,11 +137,58 @@ def test_targets_are_ratios_of_the_rows() -> None:
     assert targets[("*", "first fused call, slowest (s)")].value == pytest.approx(2e-3)
 
 
-def test_peak_memory_sees_a_large_temporary() -> None:
-    if not bench.memory_method(torch.device("cpu")):
-        pytest.skip("no /proc/self/status here")
-    x = {"floor": (torch.zeros(1),)}
-    big = bench.Impl("big", lambda _: torch.ones(4_000_000).sum(), backward=False)  # 16 MB
-    peak = bench.peak_extra_bytes(big, x, torch.device("cpu"))
+CPU = torch.device("cpu")
+N = 1000  # float32 elements: 4000 bytes a tensor
+
+
+def _peak(fn: bench.LossFn, inputs: bench.Inputs, *, backward: bool = False) -> int | None:
+    return bench.peak_extra_bytes(bench.Impl("t", fn, backward=backward), inputs, CPU)
+
+
+def test_peak_memory_of_known_allocations() -> None:
+    def two_then_one(_: bench.Inputs) -> Tensor:
+        a = torch.empty(N)
+        b = torch.empty(2 * N)  # a and b alive: 12000 bytes, the peak
+        del a, b
+        return torch.empty(N // 2)  # 2000 bytes
+
+    assert _peak(two_then_one, {}) == 12 * N
+
+
+def test_peak_memory_of_a_chain() -> None:
+    """``a * b * c`` keeps ``a * b`` alive while it writes the product: two tensors of 4N bytes."""
+    x = {k: torch.rand(N) for k in "abc"}
+    assert _peak(lambda x: x["a"] * x["b"] * x["c"], x) == 2 * 4 * N
+
+
+def test_peak_memory_counts_the_gradient_and_starts_above_what_exists() -> None:
+    """The forward's product (4N) dies before the backward's gradient (4N) is created; the sum,
+    the seed gradient and the expanded ones are scalars. Existing tensors are not counted."""
+    x = {"a": torch.rand(N, requires_grad=True), "b": torch.rand(N)}
+    peak = _peak(lambda x: (x["a"] * x["b"]).sum(), x, backward=True)
     assert peak is not None
-    assert peak >= 15_000_000
+    assert 4 * N <= peak <= 4 * N + 64
+    assert x["a"].grad is not None
+
+
+def test_peak_memory_is_the_same_in_every_run() -> None:
+    family = next(f for f in bench.build_families() if f.name == "focal")
+    inputs = family.make(family.quick_n, CPU, torch.Generator().manual_seed(0))
+    peaks = {
+        impl.name: [bench.peak_extra_bytes(impl, inputs, CPU) for _ in range(3)]
+        for impl in family.impls
+        if not impl.compiles
+    }
+    logits = inputs["logits"].numel() * 4
+    for name, values in peaks.items():
+        assert values == [values[0]] * 3, (name, values)
+        assert values[0] is not None
+        assert values[0] >= logits, (name, values)  # the gradient (the floor: its output)
+
+
+def test_peak_memory_methods() -> None:
+    assert bench.memory_method(CPU) == bench.CPU_MEMORY
+    assert bench.memory_method(torch.device("cuda")) == bench.CUDA_MEMORY
+    meta = torch.device("meta")
+    assert bench.memory_method(meta) == ""
+    assert bench.peak_extra_bytes(bench.Impl("t", lambda _: torch.zeros(1)), {}, meta) is None

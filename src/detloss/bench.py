@@ -9,18 +9,18 @@ inputs and writing one result, below which no element-wise loss can go.
 Timing: ``warmup`` calls (the first one, which compiles the fused path, is reported on its own),
 then the median over ``repeats`` calls, each ``loss = fn(inputs); loss.backward()`` with CUDA
 synchronised; the timed calls of a family's implementations are interleaved round by round. Peak
-extra memory: on CUDA ``torch.cuda.max_memory_allocated`` minus the memory allocated before the
-call; on CPU the rise of the process's peak resident set (Linux ``/proc/self/status`` VmHWM, reset
-through ``/proc/self/clear_refs``, freed heap trimmed first) above its resident set before the
-call. Both include the input gradients the backward creates.
+extra memory: the peak of the bytes held by tensors allocated during one call, above what was
+allocated before it -- on CUDA ``torch.cuda.max_memory_allocated`` minus the memory allocated before
+the call, on CPU the maximum of the running sum of torch's own allocation and free events
+(``torch.profiler`` with ``profile_memory=True``) in time order. Both include the input gradients
+the backward creates, and on CPU the figure is the same in every run of the same call.
 
 fvcore is optional (``bench`` extra); a detloss loss that does not exist yet is skipped with a note.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
+import itertools
 import math
 import os
 import platform
@@ -33,6 +33,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.profiler import profile
+from torch.autograd.profiler_util import MEMORY_EVENT_NAME
 
 import detloss
 from detloss.backend import use_backend
@@ -504,30 +506,34 @@ def time_impls(
     ]
 
 
-def _status_kib(field_name: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1]) * 1024
-    raise OSError(f"{field_name} not in /proc/self/status")
-
-
-def _trim_heap() -> None:
-    with contextlib.suppress(OSError, AttributeError):  # glibc only
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+CUDA_MEMORY = "torch.cuda.max_memory_allocated minus the memory allocated before the call"
+CPU_MEMORY = (
+    "peak bytes of the live tensors allocated during the call, "
+    "from torch.profiler's allocation and free events"
+)
 
 
 def memory_method(device: torch.device) -> str:
     """How :func:`peak_extra_bytes` measures on ``device`` ("" where it cannot)."""
-    if device.type == "cuda":
-        return "torch.cuda.max_memory_allocated"
-    try:
-        _status_kib("VmHWM")
-        with open("/proc/self/clear_refs", "w") as clear:
-            clear.write("5")
-    except OSError:
-        return ""
-    return "peak RSS rise (/proc/self/status VmHWM after clear_refs)"
+    return {"cuda": CUDA_MEMORY, "cpu": CPU_MEMORY}.get(device.type, "")
+
+
+def _cpu_peak_bytes(run: Callable[[], object]) -> int:
+    """Peak of the live bytes of the CPU tensors that ``run()`` allocates, above the start.
+
+    Unlike the process's resident set (which moves with where the C allocator places freed memory),
+    torch's allocation events give the same figure for the same call in every run. A free of a
+    tensor allocated before profiling started emits no event, so the running sum starts at 0.
+    """
+    os.environ.setdefault("KINETO_LOG_LEVEL", "6")  # else kineto prints start/stop on stderr
+    with profile(use_kineto=True, profile_memory=True) as prof:
+        run()
+    events = sorted(
+        (e for e in prof.kineto_results.events() if e.name() == MEMORY_EVENT_NAME),
+        key=lambda e: e.start_ns(),
+    )
+    sizes: list[int] = [e.nbytes() for e in events]  # + allocated, - freed
+    return max(itertools.accumulate(sizes, initial=0))
 
 
 def peak_extra_bytes(impl: Impl, inputs: Inputs, device: torch.device) -> int | None:
@@ -542,12 +548,7 @@ def peak_extra_bytes(impl: Impl, inputs: Inputs, device: torch.device) -> int | 
         return torch.cuda.max_memory_allocated(device) - base
     if not memory_method(device):
         return None
-    _trim_heap()
-    base = _status_kib("VmRSS")
-    with open("/proc/self/clear_refs", "w") as clear:
-        clear.write("5")
-    _call(impl, inputs, device)
-    return max(_status_kib("VmHWM") - base, 0)
+    return _cpu_peak_bytes(lambda: _call(impl, inputs, device))
 
 
 def _input_bytes(inputs: Inputs) -> int:

@@ -89,15 +89,34 @@ def _row_weight(weight: Tensor | None, logits: Tensor) -> Tensor | None:
     return weight
 
 
-def _mul_alpha_t_(values: Tensor, t: Tensor, alpha: float) -> Tensor:
-    """``values *= alpha t + (1 - alpha)(1 - t)`` in place, without a logits-sized temporary.
+def _mul_alpha_t_deferred_(values: Tensor, t: Tensor, alpha: float | None) -> float:
+    """``values *= alpha_t / s`` in place for ``alpha_t = alpha t + (1 - alpha)(1 - t)``; returns ``s``.
 
-    Written as ``(1 - alpha) values (1 + c t)`` with ``c = (2 alpha - 1) / (1 - alpha)`` (alpha = 1:
-    ``values t``), so alpha = 1 zeroes negatives and alpha = 0 positives exactly.
+    ``alpha_t = (1 - alpha)(1 + c t)`` with ``c = (2 alpha - 1) / (1 - alpha)`` (alpha = 1: ``t``; no
+    alpha: 1), so alpha = 1 zeroes negatives and alpha = 0 positives exactly. The constant ``s``
+    (``1 - alpha``, or 1) is left to a product the caller computes anyway (:func:`_scaled_product`):
+    one pass over the values instead of two.
     """
+    if alpha is None:
+        return 1.0
     if alpha == 1:
-        return values.mul_(t)
-    return values.addcmul_(values, t, value=(2 * alpha - 1) / (1 - alpha)).mul_(1 - alpha)
+        values.mul_(t)
+        return 1.0
+    values.addcmul_(values, t, value=(2 * alpha - 1) / (1 - alpha))
+    return 1 - alpha
+
+
+def _mul_alpha_t_(values: Tensor, t: Tensor, alpha: float) -> Tensor:
+    """``values *= alpha t + (1 - alpha)(1 - t)`` in place, without a logits-sized temporary."""
+    scale = _mul_alpha_t_deferred_(values, t, alpha)
+    return values if scale == 1 else values.mul_(scale)
+
+
+def _scaled_product(a: Tensor, b: Tensor, scale: float, out: Tensor | None = None) -> Tensor:
+    """``scale * a * b`` in one pass (``addcmul`` on a zero scalar), into ``out`` if given."""
+    if scale == 1:
+        return torch.mul(a, b, out=out)
+    return torch.addcmul(a.new_zeros(()), a, b, value=scale, out=out)
 
 
 def _pow_m1(base: Tensor, exponent: float, out: Tensor | None = None) -> Tensor:
@@ -360,9 +379,8 @@ def _sigmoid_focal_loss(
     # 1 - p_t = (1 - p) t + p (1 - t); eagerly from p alone (one sigmoid less) as p + t - 2pt
     m = p.addcmul_(p, t, value=-2).add_(t) if q is None else q.sub_(p).mul_(t).add_(p)
     factor = m.square_() if gamma == 2 else m.pow_(gamma)
-    if alpha is not None:
-        _mul_alpha_t_(factor, t, alpha)
-    return torch.mul(loss, factor, out=out)
+    scale = _mul_alpha_t_deferred_(factor, t, alpha)
+    return _scaled_product(loss, factor, scale, out)
 
 
 def _sigmoid_focal_grad(
@@ -381,15 +399,19 @@ def _sigmoid_focal_grad(
     if q is None:
         g = p.sub_(t)
     else:
-        # second = gamma ce m^(gamma-1) p (1 - p) (1 - 2t)
-        second = softplus.addcmul_(x, t, value=-1).mul_(p).mul_(q)
-        second.addcmul_(second, t, value=-2).mul_(gamma)
-        m = q.sub_(p).mul_(t).add_(p)  # m = (1 - p) t + p (1 - t)
+        # second = ce p (1 - p) (1 - 2t), g = (p - t) m + gamma second, d/dx = alpha_t m^(gamma-1) g
+        second = softplus.addcmul_(x, t, value=-1)
+        second.addcmul_(second, t, value=-2).mul_(p).mul_(q)
+        # m = 1 - p_t = p + t (q - p); not torch.lerp, which inductor compiles with a select
+        m = torch.addcmul(p, q.sub_(p), t, out=q)
+        g = p.sub_(t).mul_(m).add_(second, alpha=gamma)
         if gamma != 1:
-            second.mul_(m if gamma == 2 else _pow_m1(m, gamma))
-        g = p.sub_(t).mul_(m.square_() if gamma == 2 else m.pow_(gamma)).add_(second)
+            factor = m if gamma == 2 else _pow_m1(m, gamma, out=m)
+            scale = _mul_alpha_t_deferred_(factor, t, alpha)
+            return torch.mul(_scaled_product(g, factor, scale, out=g), grad, out=out)
     if alpha is not None:
         _mul_alpha_t_(g, t, alpha)
+    # not _scaled_product: addcmul is not vectorised when grad is an expanded scalar (sum, mean)
     return torch.mul(g, grad, out=out)
 
 
@@ -399,10 +421,12 @@ class _SigmoidFocal(torch.autograd.Function):
     With ``p = sigmoid(x)``, ``m = 1 - p_t = p + t - 2pt`` and ``ce = BCE(x, t)``::
 
         d/dx = alpha_t * ((p - t) m^gamma + gamma ce m^(gamma-1) p (1 - p) (1 - 2t))
+             = alpha_t * m^(gamma-1) * ((p - t) m + gamma ce p (1 - p) (1 - 2t))
 
     ``m >= min(p, 1 - p) >= p (1 - p)``, so the second term vanishes where ``m = 0`` for any
     ``gamma > 0`` (:func:`_pow_m1` gives that limit instead of ``inf * 0``). ``a.addcmul_(a, t, c)``
-    (``a *= 1 + c t``) applies the target-dependent factors in place.
+    (``a *= 1 + c t``) applies the target-dependent factors in place; eagerly, each operation is one
+    pass over a block, and the factored form takes 11 of them besides the logistic terms (16 before).
     """
 
     @staticmethod
