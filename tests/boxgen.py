@@ -106,3 +106,20 @@ HAND = {
         },
     ),
 }
+
+
+def tricky_boxes(n: int, g: torch.Generator, box_format: str = "xyxy") -> tuple[Tensor, Tensor]:
+    """``n`` float64 pairs with small integer corners in [0, 4] drawn in any order, so that ties
+    (equal coordinates), zero-size, inverted (x2 < x1), identical, touching, disjoint and nested
+    boxes are all frequent; followed by the :data:`HAND` pairs and a point inside a box. In
+    ``box_format`` (inverted boxes get negative sizes in xywh/cxcywh)."""
+    corners = torch.randint(0, 5, (n, 2, 4), generator=g).to(torch.float64)
+    named = [(b1, b2) for b1, b2, _ in HAND.values()] + [
+        ((2.0, 2.0, 2.0, 2.0), (0.0, 0.0, 4.0, 4.0))
+    ]
+    pred = torch.cat((corners[:, 0], torch.tensor([b1 for b1, _ in named], dtype=torch.float64)))
+    target = torch.cat((corners[:, 1], torch.tensor([b2 for _, b2 in named], dtype=torch.float64)))
+    return (
+        detloss.convert_boxes(pred, "xyxy", box_format),
+        detloss.convert_boxes(target, "xyxy", box_format),
+    )

@@ -23,6 +23,8 @@ def _maker(box_format: str = "xyxy", scale: float = 100.0, same_aspect: bool = F
 
 
 _case = functools.partial(LossCase, grad_args=(0, 1))
+# Only pred requiring a gradient: the gradient computed in the forward pass (detloss.analytic).
+_pred_case = functools.partial(LossCase, grad_args=(0,))
 _xyxy = _maker()
 # Coordinates in the thousands: float16 areas would overflow (65504) if computed in half precision.
 _large_cxcywh = _maker("cxcywh", scale=4000.0)
@@ -58,4 +60,22 @@ IOU_CASES = [
     _case(
         "siou_theta2_xywh", detloss.siou_loss, _maker("xywh"), {"theta": 2.0, "box_format": "xywh"}
     ),
+    _pred_case("iou_log_pred_only", detloss.iou_loss, _xyxy),
+    _pred_case(
+        "iou_square_pred_only_xywh",
+        detloss.iou_loss,
+        _maker("xywh"),
+        {"mode": "square", "box_format": "xywh"},
+    ),
+    _pred_case(
+        "giou_pred_only_cxcywh", detloss.giou_loss, _maker("cxcywh"), {"box_format": "cxcywh"}
+    ),
+    _pred_case("diou_pred_only", detloss.diou_loss, _xyxy),
+    _pred_case(
+        "ciou_pred_only_xywh",
+        detloss.ciou_loss,
+        _maker("xywh", same_aspect=True),
+        {"box_format": "xywh", "alpha_gate": 0.5},
+    ),
+    _pred_case("eiou_pred_only", detloss.eiou_loss, _large_cxcywh, {"box_format": "cxcywh"}),
 ]

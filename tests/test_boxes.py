@@ -6,6 +6,7 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from torch import Tensor
 
 import detloss
 from detloss.boxes import (
@@ -198,27 +199,45 @@ _coords = st.lists(st.integers(-3, 3), min_size=8, max_size=8)
 
 
 @given(_coords)
-def test_relu_maxima_minima_and_sizes_match_clamp_values_and_gradients(values: list[int]) -> None:
-    # The geometry writes max/min/clamp-at-0 with relu (a faster backward); it must keep clamp's
-    # values and gradients, ties included: at a tie the gradient goes to the first argument.
+def test_maxima_minima_and_sizes_pass_the_gradient_to_the_first_argument_at_ties(
+    values: list[int],
+) -> None:
+    # The convention the analytic gradient reproduces (tests/test_iou_gradient.py): at a tie the
+    # gradient goes to the first argument (the prediction), and a size of exactly 0 passes it.
     a = torch.tensor(values[:4], dtype=torch.float64, requires_grad=True)
     b = torch.tensor(values[4:], dtype=torch.float64, requires_grad=True)
-    upstream = torch.arange(1.0, 5.0, dtype=torch.float64)
-    for ours, reference in (
-        (pair_max, lambda x, y: x.clamp(min=y)),
-        (pair_min, lambda x, y: x.clamp(max=y)),
+    up = torch.arange(1.0, 5.0, dtype=torch.float64)
+    zero = torch.zeros(4, dtype=torch.float64)
+
+    def width(lo: Tensor, hi: Tensor) -> Tensor:
+        return size(read_box(torch.stack((lo, lo, hi, hi), -1), "xyxy", torch.float64))[0]
+
+    cases = (
         (
-            lambda x, y: size(read_box(torch.stack((x, x, y, y), -1), "xyxy", torch.float64)).x,
-            lambda x, y: (y - x).clamp(min=0),
+            pair_max,
+            torch.maximum(a, b),
+            torch.where(a >= b, up, zero),
+            torch.where(a < b, up, zero),
         ),
-    ):
+        (
+            pair_min,
+            torch.minimum(a, b),
+            torch.where(a <= b, up, zero),
+            torch.where(a > b, up, zero),
+        ),
+        (
+            width,
+            (b - a).clamp(min=0),
+            torch.where(b >= a, -up, zero),
+            torch.where(b >= a, up, zero),
+        ),
+    )
+    for ours, value, grad_a, grad_b in cases:
         got = ours(a, b)
-        expected = reference(a, b)
-        grads = torch.autograd.grad(got, (a, b), upstream)
-        expected_grads = torch.autograd.grad(expected, (a, b), upstream)
-        torch.testing.assert_close(got, expected, rtol=0, atol=0)
-        for g, e in zip(grads, expected_grads, strict=True):
-            torch.testing.assert_close(g, e, rtol=0, atol=0)
+        grads = torch.autograd.grad(got, (a, b), up)
+        torch.testing.assert_close(got, value.detach(), rtol=0, atol=0)
+        torch.testing.assert_close(grads[0], grad_a, rtol=0, atol=0)
+        torch.testing.assert_close(grads[1], grad_b, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("box_format", BOX_FORMATS)

@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import detloss
+import detloss.blocks
 from tests.catalogue import CASES
 
 LN2 = math.log(2.0)
@@ -356,7 +357,7 @@ def test_sigmoid_focal_in_eager_blocks_equals_one_pass(
         logits, target = logits.view(53, 2, 3), target.view(53, 2, 3)
     alpha, gamma = params
     whole = _focal_value_and_grad(logits, target, alpha=alpha, gamma=gamma)
-    monkeypatch.setitem(detloss.classification._BLOCK_ELEMENTS, "cpu", 7)
+    monkeypatch.setitem(detloss.blocks.BLOCK_ELEMENTS, "cpu", 7)
     blocks = _focal_value_and_grad(logits, target, alpha=alpha, gamma=gamma)
     assert blocks[0].dtype == torch.float32
     assert blocks[1].dtype == logits.dtype

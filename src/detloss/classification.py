@@ -31,6 +31,7 @@ from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
 from detloss.backend import fusable
+from detloss.blocks import row_blocks
 from detloss.inputs import check_floating, check_number, check_tensor, compute_dtype
 from detloss.reduction import weight_reduce_loss
 
@@ -288,11 +289,6 @@ def _bce(x: Tensor, t: Tensor) -> Tensor:
 # ops): on the CPU every new 30 MB buffer costs more than the arithmetic done in it. Eagerly they
 # also run block by block (:func:`_blockwise`), so that their temporaries stay in the cache.
 
-_BLOCK_ELEMENTS = {"cpu": 1 << 18}
-"""Elements per eager block, by device type (default ``1 << 22``). On a CPU, blocks of 256k
-float32 (1 MB a temporary) keep the few temporaries of a block in the caches and measured fastest
-(64k: more Python overhead per element; 1M and whole tensors: the temporaries go to memory)."""
-
 
 def _blockwise(
     fn: Callable[..., Tensor], like: Tensor, dtype: torch.dtype, *inputs: Tensor | None
@@ -307,16 +303,12 @@ def _blockwise(
     ``torch.compile`` the whole tensors go through ``fn`` at once, which inductor fuses into one
     loop.
     """
-    if torch.compiler.is_compiling() or like.dim() == 0:
-        return fn(*inputs, None).to(dtype)
-    block = _BLOCK_ELEMENTS.get(like.device.type, 1 << 22)
-    rows = max(1, block // max(1, math.prod(like.shape[1:])))
-    if like.shape[0] <= rows:
+    blocks = row_blocks(like, math.prod(like.shape[1:]))
+    if blocks is None:
         return fn(*inputs, None).to(dtype)
     out = torch.empty(like.shape, dtype=dtype, device=like.device)
-    for start in range(0, like.shape[0], rows):
-        stop = start + rows
-        fn(*(None if i is None else i[start:stop] for i in inputs), out[start:stop])
+    for block in blocks:
+        fn(*(None if i is None else i[block] for i in inputs), out[block])
     return out
 
 
