@@ -135,7 +135,7 @@ def iou_family_loss(
             return loss_of(iou_of_kind(kind, p_box, t_box, eps, alpha_gate)), None
         n = p.shape[:-1].numel()
         p_rows, t_rows = p.reshape(n, 4), t.reshape(n, 4)
-        blocks = row_blocks(p_rows, 4)
+        blocks = row_blocks(p_rows, 1)  # one element per box in each temporary
         if blocks is None:
             return evaluate(p, t, factor)
         f_rows = factor.expand(p.shape[:-1]).reshape(n) if isinstance(factor, Tensor) else factor
