@@ -350,7 +350,7 @@ def pair_geometry(
 
 class AspectRatio(NamedTuple):
     """CIoU's aspect-ratio term: the penalty is ``alpha * v`` with ``v = 4/pi^2 angle^2`` and
-    ``angle = atan2(num, den)``."""
+    ``angle = atan(num / den)``."""
 
     alpha: Tensor
     v: Tensor
@@ -365,7 +365,7 @@ def aspect_ratio_penalty(
     """CIoU's ``alpha`` and ``v`` (and the parts of ``v``); the penalty is ``alpha * v``.
 
     ``v = 4/pi^2 (atan(w_gt / h_gt) - atan(w / h))^2`` is computed as
-    ``4/pi^2 atan2(w_gt h - w h_gt, h_gt h + w_gt w + eps)^2``, by
+    ``4/pi^2 atan((w_gt h - w h_gt) / (h_gt h + w_gt w + eps))^2``, by
     ``atan(a) - atan(b) = atan((a - b) / (1 + ab))`` (valid for ``a, b >= 0``): one atan, no
     division by a height, so zero-height boxes are finite (``atan(w / h)`` has NaN gradients at
     h = 0), and a zero-size box, whose aspect ratio is undefined, adds ``v = 0``.
@@ -376,7 +376,8 @@ def aspect_ratio_penalty(
     w, h, w_gt, h_gt = geo.x.pred, geo.y.pred, geo.x.target, geo.y.target
     num = w_gt * h - w * h_gt
     den = h_gt * h + w_gt * w + eps
-    angle = torch.atan2(num, den)  # = atan(num / den): den > 0
+    # not atan2(num, den), the same value for den > 0: compiled, its kernel is ~15% slower
+    angle = torch.atan(num / den)
     v = _FOUR_OVER_PI_SQUARED * angle * angle
     iou, v_const = geo.iou.detach(), v.detach()
     alpha = v_const / ((1 - iou) + v_const + eps)
