@@ -37,6 +37,7 @@ def test_quick_run_prints_the_table_and_writes_json(tmp_path: Path) -> None:
     assert "detloss bench: forward + backward, float32, cpu" in output
     assert "streaming floor" in output
     assert "targets" in output
+    assert "quick sizes: the targets are set for the full" in output
     data = json.loads(path.read_text())
     assert data["schema"] == "detloss-bench/1"
     assert data["meta"]["quick"] is True

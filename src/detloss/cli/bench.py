@@ -86,7 +86,10 @@ def results_table(report: bench.Report, device: str) -> Table:
 
 def targets_table(report: bench.Report) -> Table:
     """Issue 5's targets: measured value, bound, met or not."""
-    table = Table(title="targets (first device)")
+    title = "targets (first device)"
+    if report.meta.get("quick"):
+        title += " -- quick sizes: the targets are set for the full sizes"
+    table = Table(title=title)
     for name in ("family", "target", "measured", "bound", "met"):
         table.add_column(name, justify="right" if name in ("measured", "bound") else "left")
     for target in report.targets():
