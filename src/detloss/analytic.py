@@ -23,7 +23,7 @@ every input gets its exact gradient. The analytic path does not support double b
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, TypeAlias, cast
 
 import torch
 from torch import Tensor
@@ -31,6 +31,8 @@ from torch.autograd.function import FunctionCtx, once_differentiable
 
 from detloss.reduction import AVG_FACTOR_EPS, check_reduction, check_weight, weight_reduce_loss
 
+Factor: TypeAlias = Tensor | float
+"""The weight a gradient is multiplied by: a tensor that broadcasts to the loss, or 1.0."""
 ValueAndGrad = Callable[..., tuple[Tensor, Tensor | None]]
 """``value_and_grad(pred, *others, factor)`` returns the element-wise loss and
 ``factor * d loss / d pred`` (``None`` when ``factor`` is ``None``). ``factor`` is 1.0 or a tensor
@@ -51,7 +53,7 @@ def reduction_scale(
     return 1.0 / (avg_factor + AVG_FACTOR_EPS)
 
 
-def apply_factor(grad: Tensor, factor: Tensor | float, per_row: bool = False) -> Tensor:
+def apply_factor(grad: Tensor, factor: Factor, per_row: bool = False) -> Tensor:
     """``grad * factor`` in place (``factor`` is 1.0 or a tensor, over the last dim when ``per_row``)."""
     if not isinstance(factor, Tensor):
         return grad
@@ -64,7 +66,7 @@ class _GradientInForward(torch.autograd.Function):
         ctx: FunctionCtx,
         value_and_grad: ValueAndGrad,
         reduce: Callable[[Tensor], Tensor],
-        factor: Tensor | float,
+        factor: Factor,
         scale: Tensor | float,
         pred: Tensor,
         *others: Tensor,
@@ -94,6 +96,8 @@ def reduce_with_gradient(
     weight: Tensor | None = None,
     reduction: str = "mean",
     avg_factor: float | Tensor | None = None,
+    *,
+    compiled: bool = True,
 ) -> Tensor:
     """``weight_reduce_loss(loss, weight, reduction, avg_factor)`` of the element-wise ``loss`` that
     ``value_and_grad`` computes, differentiated with respect to ``pred`` by the gradient it computes.
@@ -105,6 +109,9 @@ def reduce_with_gradient(
         loss_shape: the element-wise loss's shape (``pred.shape``, or ``pred.shape[:-1]`` for one
             loss per row).
         weight, reduction, avg_factor: see :func:`detloss.reduction.weight_reduce_loss`.
+        compiled: use the analytic gradient under ``torch.compile`` too; ``False`` leaves the
+            compiled loss to autograd of the value (for losses whose analytic form inductor
+            compiles into slower code than value and autograd backward).
     """
     reduction = check_reduction(reduction)
     if weight is not None:
@@ -114,7 +121,8 @@ def reduce_with_gradient(
         return weight_reduce_loss(loss, weight, reduction, avg_factor, inplace=True)
 
     analytic = (
-        torch.is_grad_enabled()
+        (compiled or not torch.compiler.is_compiling())
+        and torch.is_grad_enabled()
         and pred.requires_grad
         and not any(t.requires_grad for t in others)
         and not (weight is not None and weight.requires_grad)

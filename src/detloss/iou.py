@@ -28,7 +28,7 @@ from typing import Literal, TypeAlias, cast
 import torch
 from torch import Tensor
 
-from detloss.analytic import reduce_with_gradient
+from detloss.analytic import Factor, reduce_with_gradient
 from detloss.backend import fusable
 from detloss.blocks import row_blocks
 from detloss.boxes import (
@@ -49,7 +49,6 @@ from detloss.reduction import weight_reduce_loss
 
 IoUMode: TypeAlias = Literal["log", "linear", "square"]
 IOU_MODES: tuple[str, ...] = ("log", "linear", "square")
-Factor: TypeAlias = Tensor | float
 
 
 def check_mode(mode: object) -> IoUMode:
@@ -69,23 +68,11 @@ def check_alpha_gate(alpha_gate: float | None) -> float | None:
     return gate
 
 
-def _box_weight(weight: Tensor | None, pred: Tensor) -> Tensor | None:
+def box_weight(weight: Tensor | None, loss_shape: torch.Size, dtype: torch.dtype) -> Tensor | None:
     """A per-coordinate ``(..., 4)`` weight averaged to one per box (mmdetection), else as given."""
-    if weight is not None and check_tensor(weight, "weight").shape == pred.shape:
-        return weight.to(pred.dtype).mean(dim=-1)
+    if weight is not None and check_tensor(weight, "weight").shape == (*loss_shape, 4):
+        return weight.to(dtype).mean(dim=-1)
     return weight
-
-
-def reduce_box_loss(
-    loss: Tensor,
-    weight: Tensor | None,
-    reduction: str,
-    avg_factor: float | Tensor | None,
-) -> Tensor:
-    """:func:`weight_reduce_loss` after averaging a per-coordinate ``(..., 4)`` weight to ``(...)``."""
-    if weight is not None and check_tensor(weight, "weight").shape == (*loss.shape, 4):
-        weight = weight.to(loss.dtype).mean(dim=-1)
-    return weight_reduce_loss(loss, weight, reduction, avg_factor)
 
 
 def _one_minus(value: Tensor) -> Tensor:
@@ -145,13 +132,12 @@ def iou_family_loss(
             loss[block] = evaluate(p_rows[block], t_rows[block], f, grad[block])[0]
         return loss.view(p.shape[:-1]), grad.view(p.shape)
 
-    weight = _box_weight(weight, p)
-    if torch.compiler.is_compiling():
-        # inductor fuses the value and autograd's backward of it into a few vectorised loops; the
-        # analytic form compiled measured 1.5-8x slower (one unvectorised loop with many stores).
-        return weight_reduce_loss(value_and_grad(p, t, None)[0], weight, reduction, avg_factor)
+    # Not compiled: inductor fuses the value and autograd's backward of it into a few vectorised
+    # loops, where the analytic form compiled measured 1.5-8x slower (one unvectorised loop).
+    loss_shape = p.shape[:-1]
+    weight = box_weight(weight, loss_shape, p.dtype)
     return reduce_with_gradient(
-        value_and_grad, p, (t,), p.shape[:-1], weight, reduction, avg_factor
+        value_and_grad, p, (t,), loss_shape, weight, reduction, avg_factor, compiled=False
     )
 
 
@@ -370,4 +356,6 @@ def siou_loss(
         omega = (axis.pred - axis.target).abs() / (pair_max(axis.pred, axis.target) + eps)
         cost = cost + distance + (-torch.expm1(-omega)) ** theta  # + (1 - exp(-omega_t))^theta
     loss = 1 - geo.iou + cost * 0.5
-    return reduce_box_loss(loss, weight, reduction, avg_factor)
+    return weight_reduce_loss(
+        loss, box_weight(weight, loss.shape, loss.dtype), reduction, avg_factor
+    )

@@ -15,16 +15,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from detloss.analytic import apply_factor, reduce_with_gradient
+from detloss.analytic import Factor, apply_factor, reduce_with_gradient
 from detloss.backend import fusable
 from detloss.inputs import check_number, prepare_pair
 from detloss.reduction import check_weight, weight_reduce_loss
 
-Factor: TypeAlias = Tensor | float | None
+ValueAndGrad: TypeAlias = Callable[[Tensor, Tensor, Factor | None], tuple[Tensor, Tensor | None]]
 
 
 def residual_loss(
-    value_and_grad: Callable[[Tensor, Tensor, Factor], tuple[Tensor, Tensor | None]],
+    value_and_grad: ValueAndGrad,
     pred: Tensor,
     target: Tensor,
     weight: Tensor | None,
@@ -37,6 +37,21 @@ def residual_loss(
     return reduce_with_gradient(
         value_and_grad, pred, (target,), pred.shape, weight, reduction, avg_factor
     )
+
+
+def of_residual(
+    loss: Callable[[Tensor, Tensor], Tensor], slope: Callable[[Tensor], Tensor]
+) -> ValueAndGrad:
+    """The ``value_and_grad`` of ``loss(pred, target)`` whose derivative is ``slope(pred - target)``
+    (``slope`` may work in place on its argument)."""
+
+    def value_and_grad(p: Tensor, t: Tensor, factor: Factor | None) -> tuple[Tensor, Tensor | None]:
+        value = loss(p, t)
+        if factor is None:
+            return value, None
+        return value, apply_factor(slope(p - t), factor)
+
+    return value_and_grad
 
 
 def resolve_beta(beta: float | None, sigma: float | None) -> float:
@@ -91,15 +106,11 @@ def smooth_l1_loss(
     """
     beta = resolve_beta(beta, sigma)
 
-    def value_and_grad(p: Tensor, t: Tensor, factor: Factor) -> tuple[Tensor, Tensor | None]:
-        # PyTorch's kernel computes plain L1 when beta == 0, and so does the gradient below.
-        loss = F.smooth_l1_loss(p, t, reduction="none", beta=beta)
-        if factor is None:
-            return loss, None
-        d = p - t
-        grad = d.sign_() if beta == 0 else d.div_(beta).clamp_(-1, 1)
-        return loss, apply_factor(grad, factor)
-
+    # PyTorch's kernel computes plain L1 when beta == 0, and so does the gradient below.
+    value_and_grad = of_residual(
+        lambda p, t: F.smooth_l1_loss(p, t, reduction="none", beta=beta),
+        lambda d: d.sign_() if beta == 0 else d.div_(beta).clamp_(-1, 1),
+    )
     return residual_loss(value_and_grad, pred, target, weight, reduction, avg_factor)
 
 
@@ -125,12 +136,10 @@ def huber_loss(
     """
     delta = check_number(delta, "delta", low=0.0, strict=True)
 
-    def value_and_grad(p: Tensor, t: Tensor, factor: Factor) -> tuple[Tensor, Tensor | None]:
-        loss = F.huber_loss(p, t, reduction="none", delta=delta)
-        if factor is None:
-            return loss, None
-        return loss, apply_factor((p - t).clamp_(-delta, delta), factor)
-
+    value_and_grad = of_residual(
+        lambda p, t: F.huber_loss(p, t, reduction="none", delta=delta),
+        lambda d: d.clamp_(-delta, delta),
+    )
     return residual_loss(value_and_grad, pred, target, weight, reduction, avg_factor)
 
 
@@ -144,13 +153,9 @@ def l1_loss(
     avg_factor: float | Tensor | None = None,
 ) -> Tensor:
     """L1 loss ``|pred - target|``; ``smooth_l1_loss(beta=0)``. Equal to PyTorch's ``F.l1_loss``."""
-
-    def value_and_grad(p: Tensor, t: Tensor, factor: Factor) -> tuple[Tensor, Tensor | None]:
-        loss = F.l1_loss(p, t, reduction="none")
-        if factor is None:
-            return loss, None
-        return loss, apply_factor((p - t).sign_(), factor)
-
+    value_and_grad = of_residual(
+        lambda p, t: F.l1_loss(p, t, reduction="none"), lambda d: d.sign_()
+    )
     return residual_loss(value_and_grad, pred, target, weight, reduction, avg_factor)
 
 
@@ -164,13 +169,9 @@ def mse_loss(
     avg_factor: float | Tensor | None = None,
 ) -> Tensor:
     """L2 loss ``(pred - target)**2`` (no 1/2 factor), equal to PyTorch's ``F.mse_loss``."""
-
-    def value_and_grad(p: Tensor, t: Tensor, factor: Factor) -> tuple[Tensor, Tensor | None]:
-        loss = F.mse_loss(p, t, reduction="none")
-        if factor is None:
-            return loss, None
-        return loss, apply_factor((p - t).mul_(2), factor)
-
+    value_and_grad = of_residual(
+        lambda p, t: F.mse_loss(p, t, reduction="none"), lambda d: d.mul_(2)
+    )
     return residual_loss(value_and_grad, pred, target, weight, reduction, avg_factor)
 
 
@@ -204,7 +205,7 @@ def balanced_l1_loss(
     beta = check_number(beta, "beta", low=0.0, strict=True)
     b = math.expm1(gamma / alpha)
 
-    def value_and_grad(p: Tensor, t: Tensor, factor: Factor) -> tuple[Tensor, Tensor | None]:
+    def value_and_grad(p: Tensor, t: Tensor, factor: Factor | None) -> tuple[Tensor, Tensor | None]:
         d = p - t
         x = d.abs()
         inside = x < beta
