@@ -37,7 +37,9 @@ def test_quick_run_prints_the_table_and_writes_json(tmp_path: Path) -> None:
     assert "detloss bench: forward + backward, float32, cpu" in output
     assert "streaming floor" in output
     assert "targets" in output
-    assert "quick sizes: the targets are set for the full" in output
+    assert "kernel ms" not in output
+    assert "targets, measured on cpu" in output
+    assert "set for the full sizes on a 2-core CPU: these are quick sizes." in output
     data = json.loads(path.read_text())
     assert data["schema"] == "detloss-bench/1"
     assert data["meta"]["quick"] is True
@@ -52,6 +54,7 @@ def test_quick_run_prints_the_table_and_writes_json(tmp_path: Path) -> None:
         if row["status"] == "ok":
             assert all(row[k] > 0 for k in MEASURED_KEYS), row
             assert row["peak_extra_bytes"] is None or row["peak_extra_bytes"] >= 0
+            assert row["kernel_ms"] is None  # GPU time: CUDA rows only
         else:
             assert row["status"] == "skipped"
             assert row["note"]

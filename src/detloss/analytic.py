@@ -5,10 +5,11 @@ A loss built here supplies one function that returns its element-wise value and,
 
     value_and_grad(pred, *others, factor) -> (loss, grad)    # grad is None when factor is None
 
-:func:`reduce_with_gradient` runs it in a custom autograd function: the forward reduces ``loss``
-with :func:`detloss.reduction.weight_reduce_loss` and keeps ``grad``, computed with the weight as
-``factor``; the backward multiplies it by the incoming gradient times the reduction's scale
-(``1 / numel``, ``1 / (avg_factor + eps)`` or 1, see :func:`reduction_scale`). Against autograd's
+:func:`reduce_with_gradient` runs it in a custom autograd function: the forward weights and sums
+``loss`` with :func:`detloss.reduction.weight_reduce_loss` and keeps ``grad``, computed with the
+weight as ``factor``; the backward multiplies it by the incoming gradient. "mean" divides the sum
+outside the function (:func:`detloss.reduction.mean_divisor`), so that autograd scales the incoming
+gradient and a Python ``avg_factor`` stays symbolic under ``torch.compile``. Against autograd's
 chain of saved intermediates this removes passes over memory in both backends: eagerly, the
 backward is one multiplication and the forward works in place on its own temporaries; under
 ``torch.compile`` the forward is one loop that reads the inputs once and writes the gradient, and
@@ -29,7 +30,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
-from detloss.reduction import AVG_FACTOR_EPS, check_reduction, check_weight, weight_reduce_loss
+from detloss.backend import fresh_output
+from detloss.reduction import check_reduction, check_weight, mean_divisor, weight_reduce_loss
 
 Factor: TypeAlias = Tensor | float
 """The weight a gradient is multiplied by: a tensor that broadcasts to the loss, or 1.0."""
@@ -39,18 +41,6 @@ ValueAndGrad = Callable[..., tuple[Tensor, Tensor | None]]
 that broadcasts to the loss (the weight; :func:`apply_factor` applies it); a loss with one value per row of ``pred`` (box losses: ``pred``
 ``(..., 4)``, loss ``(...)``) broadcasts it over the last dimension itself. The function may work
 in place on tensors it created (never on its inputs)."""
-
-
-def reduction_scale(
-    loss_shape: torch.Size, reduction: str, avg_factor: float | Tensor | None
-) -> Tensor | float:
-    """The derivative of :func:`weight_reduce_loss` with respect to each weighted loss element."""
-    if reduction != "mean":
-        return 1.0
-    if avg_factor is None:
-        count: int = torch.sym_max(loss_shape.numel(), 1)  # type: ignore[no-untyped-call]
-        return 1.0 / count
-    return 1.0 / (avg_factor + AVG_FACTOR_EPS)
 
 
 def apply_factor(grad: Tensor, factor: Factor, per_row: bool = False) -> Tensor:
@@ -67,14 +57,12 @@ class _GradientInForward(torch.autograd.Function):
         value_and_grad: ValueAndGrad,
         reduce: Callable[[Tensor], Tensor],
         factor: Factor,
-        scale: Tensor | float,
         pred: Tensor,
         *others: Tensor,
     ) -> Tensor:
         loss, grad = value_and_grad(pred, *others, factor)
         ctx.save_for_backward(cast(Tensor, grad))  # not None: factor is not None
-        ctx.scale = scale  # type: ignore[attr-defined]
-        return reduce(loss)
+        return fresh_output(reduce(loss))
 
     @staticmethod
     @once_differentiable
@@ -84,8 +72,8 @@ class _GradientInForward(torch.autograd.Function):
             grad_output = grad_output.reshape(
                 grad_output.shape + (1,) * (grad.dim() - grad_output.dim())
             )
-        n_others = len(ctx.needs_input_grad) - 5
-        return (None, None, None, None, grad * (grad_output * ctx.scale), *([None] * n_others))
+        n_others = len(ctx.needs_input_grad) - 4
+        return (None, None, None, grad * grad_output, *([None] * n_others))
 
 
 def reduce_with_gradient(
@@ -113,12 +101,14 @@ def reduce_with_gradient(
             compiled loss to autograd of the value (for losses whose analytic form inductor
             compiles into slower code than value and autograd backward).
     """
-    reduction = check_reduction(reduction)
+    reduction = check_reduction(reduction, avg_factor)
     if weight is not None:
         weight = check_weight(weight, loss_shape).to(pred.dtype)
 
+    within = "sum" if reduction == "mean" else reduction
+
     def reduce(loss: Tensor) -> Tensor:
-        return weight_reduce_loss(loss, weight, reduction, avg_factor, inplace=True)
+        return weight_reduce_loss(loss, weight, within, inplace=True)
 
     analytic = (
         (compiled or not torch.compiler.is_compiling())
@@ -133,8 +123,8 @@ def reduce_with_gradient(
             value_and_grad(pred, *others, None)[0], weight, reduction, avg_factor
         )
     factor = 1.0 if weight is None else weight
-    scale = reduction_scale(loss_shape, reduction, avg_factor)
-    return cast(
-        Tensor,
-        _GradientInForward.apply(value_and_grad, reduce, factor, scale, pred, *others),  # type: ignore[no-untyped-call]
-    )
+    apply = cast(Callable[..., Tensor], _GradientInForward.apply)
+    total = apply(value_and_grad, reduce, factor, pred, *others)
+    if reduction != "mean":
+        return total
+    return total / mean_divisor(loss_shape.numel(), avg_factor)

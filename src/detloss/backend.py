@@ -39,6 +39,7 @@ from collections.abc import Callable, Hashable, Iterator
 from typing import Any, ParamSpec, TypeVar, cast
 
 import torch
+from torch import Tensor
 
 BACKENDS: tuple[str, ...] = ("eager", "compile")
 
@@ -149,6 +150,16 @@ def _compile_failed(fn: Callable[..., Any], err: Exception) -> None:
         RuntimeWarning,
         stacklevel=3,
     )
+
+
+def fresh_output(result: Tensor) -> Tensor:
+    """A custom autograd Function's forward result; under ``torch.compile`` a copy, which inductor
+    writes in the loop that computes the result (no extra pass).
+
+    torch 2.11 (not 2.13) silently gives a zero gradient to a compiled Function whose result was
+    last written by an in-place op; the copy is a fresh tensor.
+    """
+    return result.clone() if torch.compiler.is_compiling() else result
 
 
 def fusable(fn: Callable[P, R]) -> Callable[P, R]:

@@ -15,6 +15,11 @@ the call, on CPU the maximum of the running sum of torch's own allocation and fr
 (``torch.profiler`` with ``profile_memory=True``) in time order. Both include the input gradients
 the backward creates, and on CPU the figure is the same in every run of the same call.
 
+On CUDA a call's time at these sizes is mostly the host's: launching the kernels takes longer than
+running them. Each CUDA row therefore also gives the device's own time, ``kernel_ms``: the
+durations of the call's kernels and copies on the GPU (``torch.profiler``), the mean of
+:data:`KERNEL_CALLS` calls, which is what the streaming floor bounds.
+
 fvcore is optional (``bench`` extra); a detloss loss that does not exist yet is skipped with a note.
 """
 
@@ -100,6 +105,7 @@ class Row:
     first_call_ms: float | None = None
     peak_extra_bytes: int | None = None
     input_bytes: int = 0
+    kernel_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -518,6 +524,10 @@ def memory_method(device: torch.device) -> str:
     return {"cuda": CUDA_MEMORY, "cpu": CPU_MEMORY}.get(device.type, "")
 
 
+def _quiet_kineto() -> None:
+    os.environ.setdefault("KINETO_LOG_LEVEL", "6")  # else kineto prints start/stop on stderr
+
+
 def _cpu_peak_bytes(run: Callable[[], object]) -> int:
     """Peak of the live bytes of the CPU tensors that ``run()`` allocates, above the start.
 
@@ -525,7 +535,7 @@ def _cpu_peak_bytes(run: Callable[[], object]) -> int:
     torch's allocation events give the same figure for the same call in every run. A free of a
     tensor allocated before profiling started emits no event, so the running sum starts at 0.
     """
-    os.environ.setdefault("KINETO_LOG_LEVEL", "6")  # else kineto prints start/stop on stderr
+    _quiet_kineto()
     with profile(use_kineto=True, profile_memory=True) as prof:
         run()
     events = sorted(
@@ -549,6 +559,21 @@ def peak_extra_bytes(impl: Impl, inputs: Inputs, device: torch.device) -> int | 
     if not memory_method(device):
         return None
     return _cpu_peak_bytes(lambda: _call(impl, inputs, device))
+
+
+KERNEL_CALLS = 5
+
+
+def kernel_ms(impl: Impl, inputs: Inputs, device: torch.device) -> float | None:
+    """Milliseconds of GPU work (kernels and copies) in one call; ``None`` off CUDA."""
+    if device.type != "cuda":
+        return None
+    _quiet_kineto()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        for _ in range(KERNEL_CALLS):
+            _call(impl, inputs, device)
+    device_us: float = sum(e.device_time_total for e in prof.key_averages())
+    return device_us / 1e3 / KERNEL_CALLS
 
 
 def _input_bytes(inputs: Inputs) -> int:
@@ -595,6 +620,7 @@ def run_family(
                 first_call_ms=timing.first_s * 1e3,
                 peak_extra_bytes=peak_extra_bytes(impl, inputs, device),
                 input_bytes=size,
+                kernel_ms=kernel_ms(impl, inputs, device),
             )
         )
     return rows

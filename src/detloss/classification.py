@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
-from detloss.backend import fusable
+from detloss.backend import fresh_output, fusable
 from detloss.blocks import row_blocks
 from detloss.inputs import check_floating, check_number, check_tensor, compute_dtype
 from detloss.reduction import weight_reduce_loss
@@ -150,12 +150,13 @@ def _to_compute(logits: Tensor, *others: Tensor) -> torch.dtype:
 def _class_weight(class_weight: Tensor | Sequence[float] | None, x: Tensor) -> Tensor | None:
     if class_weight is None:
         return None
-    w = torch.as_tensor(class_weight, dtype=x.dtype, device=x.device)
+    w = torch.as_tensor(class_weight, dtype=x.dtype)
     if w.shape != (x.shape[1],):
         raise ValueError(
             f"class_weight must have shape ({x.shape[1]},) (one per class), got {tuple(w.shape)}"
         )
-    return w
+    # A list becomes a CPU tensor: as_tensor(..., device="cuda") would wait for the copy.
+    return w.to(x.device, non_blocking=True)
 
 
 @fusable
@@ -428,7 +429,7 @@ class _SigmoidFocal(torch.autograd.Function):
         ctx.save_for_backward(logits, targets)
         ctx.alpha, ctx.gamma = alpha, gamma  # type: ignore[attr-defined]
         loss = functools.partial(_sigmoid_focal_loss, alpha=alpha, gamma=gamma)
-        return _blockwise(loss, logits, _to_compute(logits, targets), logits, targets)
+        return fresh_output(_blockwise(loss, logits, _to_compute(logits, targets), logits, targets))
 
     @staticmethod
     @once_differentiable
@@ -489,7 +490,7 @@ class _SigmoidFocalStar(torch.autograd.Function):
         loss = F.softplus(_focal_star_z(x, t, gamma)).div_(gamma)
         if alpha is not None:
             _mul_alpha_t_(loss, t, alpha)
-        return loss
+        return fresh_output(loss)
 
     @staticmethod
     @once_differentiable
@@ -720,7 +721,7 @@ class _QualityFocal(torch.autograd.Function):
         ctx.save_for_backward(logits, labels, scores)  # type: ignore[arg-type]  # None allowed
         ctx.beta = beta  # type: ignore[attr-defined]
         x, q = _quality_targets(logits, labels, scores)
-        return _bce(x, q).mul_((torch.sigmoid(x) - q).abs_().pow_(beta))
+        return fresh_output(_bce(x, q).mul_((torch.sigmoid(x) - q).abs_().pow_(beta)))
 
     @staticmethod
     @once_differentiable

@@ -50,12 +50,15 @@ def _x(value: float | None) -> str:
 
 
 def results_table(report: bench.Report, device: str) -> Table:
-    """Times, ratios and memory of every row measured on ``device``."""
+    """Times, ratios and memory of every row measured on ``device`` (and GPU time on CUDA)."""
     table = Table(title=f"detloss bench: forward + backward, float32, {device}")
-    for name in ("family", "implementation", "shape", "median ms", "x floor", "speed-up",
-                 "first call ms", "peak extra MB", "x input"):  # fmt: skip
-        table.add_column(name, justify="left" if name in ("family", "implementation") else "right")
     rows = [r for r in report.rows if r.device == device]
+    kernels = any(r.kernel_ms is not None for r in rows)
+    columns = ["family", "implementation", "shape", "median ms", "x floor", "speed-up"]
+    columns += ["kernel ms", "kernel x floor"] if kernels else []
+    columns += ["first call ms", "peak extra MB", "x input"]
+    for name in columns:
+        table.add_column(name, justify="left" if name in ("family", "implementation") else "right")
     for row in rows:
         if row.status != "ok":
             table.add_row(
@@ -68,28 +71,34 @@ def results_table(report: bench.Report, device: str) -> Table:
         if row.family == "box_layout":
             ref = bench.find(rows, row.family, "textbook GIoU, (N, 4) columns", device)
         assert row.median_ms is not None
-        table.add_row(
+        cells = [
             row.family,
             row.impl,
             "x".join(map(str, row.shape)),
             _ms(row.median_ms),
-            _x(row.median_ms / floor.median_ms if floor and floor.median_ms else None),
-            _x(ref.median_ms / row.median_ms if ref and ref.median_ms and ref is not row else None),
+            _x(_over(row.median_ms, floor.median_ms if floor else None)),
+            _x(_over(ref.median_ms, row.median_ms) if ref and ref is not row else None),
+        ]
+        if kernels:
+            floor_kernels = floor.kernel_ms if floor else None
+            cells += [_ms(row.kernel_ms), _x(_over(row.kernel_ms, floor_kernels))]
+        cells += [
             _ms(row.first_call_ms),
             "" if row.peak_extra_bytes is None else f"{row.peak_extra_bytes / 2**20:.1f}",
-            _x(
-                row.peak_extra_bytes / row.input_bytes if row.peak_extra_bytes is not None else None
-            ),
-        )
+            _x(_over(row.peak_extra_bytes, row.input_bytes)),
+        ]
+        table.add_row(*cells)
     return table
+
+
+def _over(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else a / b
 
 
 def targets_table(report: bench.Report) -> Table:
     """Issue 5's targets: measured value, bound, met or not."""
-    title = "targets (first device)"
-    if report.meta.get("quick"):
-        title += " -- quick sizes: the targets are set for the full sizes"
-    table = Table(title=title)
+    devices = report.meta.get("devices") or ["?"]
+    table = Table(title=f"targets, measured on {devices[0]}")
     for name in ("family", "target", "measured", "bound", "met"):
         table.add_column(name, justify="right" if name in ("measured", "bound") else "left")
     for target in report.targets():
@@ -156,8 +165,18 @@ def bench_command(
         "speed-up: the reference's time over this row's (fvcore for giou and focal, the textbook "
         f"form otherwise; (N, 4) columns for box_layout). Peak extra memory of one call, {memory}. "
         "It includes the input gradient: 1.0x the input is the minimum for a row that differentiates."
+        + (
+            " kernel ms (CUDA): the GPU's own time in one call (kernels and copies, torch.profiler);"
+            " at these sizes the median time is mostly the host's, launching them."
+            if any(row.kernel_ms is not None for row in report.rows)
+            else ""
+        )
     )
     console.print(targets_table(report))
+    console.print(
+        "The targets (issue 5) are set for the full sizes on a 2-core CPU"
+        + (": these are quick sizes." if quick else ".")
+    )
     if json_path is not None:
         json_path.write_text(json.dumps(report.to_json(), indent=2))
         console.print(f"wrote {json_path}")

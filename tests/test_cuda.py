@@ -1,0 +1,130 @@
+"""The catalogue's checks on a CUDA device: the same numbers as on the CPU, fused == eager through
+Triton, no host-device synchronisation, empty and half-precision inputs. Skipped without CUDA (CI
+has none; run ``pytest tests/test_cuda.py`` on a machine with a GPU)."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+from torch import Tensor
+
+import detloss
+from detloss import bench
+from tests.catalogue import CASES, LossCase
+
+pytestmark = [
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+    pytest.mark.filterwarnings("ignore::UserWarning"),
+]
+
+CUDA = torch.device("cuda")
+CASE_PARAMS = [pytest.param(case, id=case.id) for case in CASES]
+CASE_REDUCTION_PARAMS = [
+    pytest.param(case, reduction, id=f"{case.id}-{reduction}")
+    for case in CASES
+    for reduction in case.reductions
+]
+# A GPU sums in another order than the CPU: float32 results agree to rounding of the sums.
+assert_close_to_sum_order = functools.partial(torch.testing.assert_close, rtol=2e-5, atol=2e-5)
+
+
+def _on(device: torch.device, case: LossCase, inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """Detached copies of ``inputs`` on ``device``, the gradient inputs requiring grad."""
+    return tuple(
+        t.detach().to(device).requires_grad_(i in case.grad_args) for i, t in enumerate(inputs)
+    )
+
+
+def _value_and_grads(
+    case: LossCase, inputs: tuple[Tensor, ...], reduction: str
+) -> tuple[Tensor, ...]:
+    loss = case(*inputs, reduction=reduction)
+    grads = torch.autograd.grad(loss.sum(), [inputs[i] for i in case.grad_args])
+    return (loss.detach(), *grads)
+
+
+@pytest.fixture
+def tiny_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eager blocks of 7 elements on CUDA, so that every blocked loss runs in several blocks."""
+    monkeypatch.setitem(detloss.blocks.BLOCK_ELEMENTS, "cuda", 7)
+
+
+@pytest.mark.parametrize("blocks", ["default", "tiny"])
+@pytest.mark.parametrize(("case", "reduction"), CASE_REDUCTION_PARAMS)
+def test_cuda_matches_cpu(
+    case: LossCase, reduction: str, blocks: str, request: pytest.FixtureRequest
+) -> None:
+    if blocks == "tiny":
+        request.getfixturevalue("tiny_blocks")
+    inputs = case.inputs(257, torch.float32, seed=4)
+    expected = _value_and_grads(case, _on(torch.device("cpu"), case, inputs), reduction)
+    got = _value_and_grads(case, _on(CUDA, case, inputs), reduction)
+    for g, e in zip(got, expected, strict=True):
+        assert g.device.type == "cuda"
+        assert_close_to_sum_order(g.cpu(), e)
+
+
+@pytest.mark.parametrize("case", CASE_PARAMS)
+def test_cuda_fused_matches_eager(case: LossCase) -> None:
+    inputs = _on(CUDA, case, case.inputs(1000, torch.float32, seed=5))
+    expected = _value_and_grads(case, inputs, "mean")
+    with detloss.use_backend("compile"):
+        got = _value_and_grads(case, inputs, "mean")
+    for g, e in zip(got, expected, strict=True):
+        assert_close_to_sum_order(g, e)
+
+
+@pytest.mark.parametrize("backend", ["eager", "compile"])
+@pytest.mark.parametrize(("case", "reduction"), CASE_REDUCTION_PARAMS)
+def test_cuda_loss_never_synchronises_with_the_host(
+    case: LossCase, reduction: str, backend: str
+) -> None:
+    inputs = _on(CUDA, case, case.inputs(300, torch.float32, seed=6))
+    with detloss.use_backend(backend):
+        _value_and_grads(case, inputs, reduction)  # compiles, outside the check
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            _value_and_grads(case, inputs, reduction)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.parametrize("case", CASE_PARAMS)
+def test_cuda_empty_input_gives_connected_zero(case: LossCase) -> None:
+    inputs = _on(CUDA, case, case.inputs(0, torch.float32))
+    loss, *grads = _value_and_grads(case, inputs, "mean")
+    assert loss.device.type == "cuda"
+    assert loss.cpu().item() == 0.0
+    for i, grad in zip(case.grad_args, grads, strict=True):
+        assert grad.shape == inputs[i].shape
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("case", CASE_PARAMS)
+def test_cuda_half_precision_is_computed_in_float32(case: LossCase, dtype: torch.dtype) -> None:
+    half = _on(CUDA, case, case.inputs(64, dtype, seed=2))
+    loss, *grads = _value_and_grads(case, half, "mean")
+    assert loss.dtype == torch.float32
+    as_float = tuple(t.float() if t.dtype == dtype else t for t in half)
+    assert_close_to_sum_order(loss, case(*as_float, reduction="mean"))
+    for grad in grads:
+        assert grad.dtype == dtype
+        assert torch.isfinite(grad).all()
+
+
+def test_cuda_bench_measures_every_family_quick() -> None:
+    for family in bench.build_families():
+        rows = bench.run_family(family, CUDA, quick=True, warmup=1, repeats=2)
+        measured = [row for row in rows if row.status == "ok"]
+        assert measured, f"{family.name}: nothing measured on cuda"
+        for row in measured:
+            assert row.device == "cuda"
+            assert row.median_ms is not None
+            assert row.median_ms > 0
+            assert row.peak_extra_bytes is not None
+            assert row.peak_extra_bytes >= 0
+            assert row.kernel_ms is not None
+            assert row.kernel_ms > 0
