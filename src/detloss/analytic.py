@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
-from detloss.backend import fresh_output
+from detloss.backend import fresh_output, is_compiling
 from detloss.reduction import check_reduction, check_weight, mean_divisor, weight_reduce_loss
 
 Factor: TypeAlias = Tensor | float
@@ -111,7 +111,7 @@ def reduce_with_gradient(
         return weight_reduce_loss(loss, weight, within, inplace=True)
 
     analytic = (
-        (compiled or not torch.compiler.is_compiling())
+        (compiled or not is_compiling())
         and torch.is_grad_enabled()
         and pred.requires_grad
         and not any(t.requires_grad for t in others)

@@ -152,6 +152,16 @@ def _compile_failed(fn: Callable[..., Any], err: Exception) -> None:
     )
 
 
+is_compiling: Callable[[], bool] = getattr(torch.compiler, "is_compiling", None) or (
+    torch._dynamo.is_compiling
+)
+"""Whether ``torch.compile`` is tracing the caller (``torch.compiler.is_compiling``; torch 2.2 has
+only ``torch._dynamo``'s)."""
+
+
+_OUT_OF_MEMORY: type[Exception] = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+
 def fresh_output(result: Tensor) -> Tensor:
     """A custom autograd Function's forward result; under ``torch.compile`` a copy, which inductor
     writes in the loop that computes the result (no extra pass).
@@ -159,7 +169,7 @@ def fresh_output(result: Tensor) -> Tensor:
     torch 2.11 (not 2.13) silently gives a zero gradient to a compiled Function whose result was
     last written by an in-place op; the copy is a fresh tensor.
     """
-    return result.clone() if torch.compiler.is_compiling() else result
+    return result.clone() if is_compiling() else result
 
 
 def fusable(fn: Callable[P, R]) -> Callable[P, R]:
@@ -167,11 +177,11 @@ def fusable(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def dispatch(*args: P.args, **kwargs: P.kwargs) -> R:
-        if _state.backend == "eager" or _state.compile_failed or torch.compiler.is_compiling():
+        if _state.backend == "eager" or _state.compile_failed or is_compiling():
             return fn(*args, **kwargs)
         try:
             return cast(R, compiled_version(fn, args, kwargs)(*args, **kwargs))
-        except (ValueError, TypeError, KeyError, torch.OutOfMemoryError):
+        except (ValueError, TypeError, KeyError, _OUT_OF_MEMORY):
             raise
         except Exception as err:  # a compiler failure or the caller's error: eager tells
             result = fn(*args, **kwargs)  # the caller's error raises here, from the eager code

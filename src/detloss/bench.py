@@ -540,7 +540,7 @@ def _cpu_peak_bytes(run: Callable[[], object]) -> int:
         run()
     events = sorted(
         (e for e in prof.kineto_results.events() if e.name() == MEMORY_EVENT_NAME),
-        key=lambda e: e.start_ns(),
+        key=lambda e: e.start_ns() if hasattr(e, "start_ns") else e.start_us() * 1000,  # torch 2.2
     )
     sizes: list[int] = [e.nbytes() for e in events]  # + allocated, - freed
     return max(itertools.accumulate(sizes, initial=0))

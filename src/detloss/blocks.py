@@ -16,8 +16,9 @@ thread, so on a busy CPU the blocked eager path slows down more than whole-tenso
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
+
+from detloss.backend import is_compiling
 
 BLOCK_ELEMENTS: dict[str, int] = {"cpu": 1 << 18}
 """Elements per eager block by device type; :data:`DEFAULT_BLOCK_ELEMENTS` for the others."""
@@ -28,7 +29,7 @@ def row_blocks(like: Tensor, row_elements: int) -> list[slice] | None:
     """Equal blocks of the rows (dim 0) of ``like``, each with at most the device's block size of
     elements counting ``row_elements`` per row; ``None`` when one block holds every row or under
     ``torch.compile``."""
-    if torch.compiler.is_compiling() or like.dim() == 0:
+    if is_compiling() or like.dim() == 0:
         return None
     block = BLOCK_ELEMENTS.get(like.device.type, DEFAULT_BLOCK_ELEMENTS)
     per_block = max(1, block // max(1, row_elements))

@@ -29,6 +29,7 @@ from typing import Literal, NamedTuple, TypeAlias, cast
 import torch
 from torch import Tensor
 
+from detloss.backend import is_compiling
 from detloss.inputs import check_number, check_tensor, compute_dtype
 
 BoxFormat: TypeAlias = Literal["xyxy", "xywh", "cxcywh"]
@@ -104,7 +105,7 @@ def format_gradient(d_lo: Tensor, d_hi: Tensor, box_format: BoxFormat) -> tuple[
 
 def read_box(boxes: Tensor, box_format: BoxFormat, dtype: torch.dtype) -> Box:
     """Read ``(..., 4)`` boxes in ``box_format`` as a :class:`Box` in ``dtype``."""
-    if torch.compiler.is_compiling():
+    if is_compiling():
         # contiguous columns: inductor vectorises its loops over them (not over strided ones)
         x, y, a, b = (c.contiguous() for c in boxes.to(dtype).unbind(-1))
     else:
@@ -126,7 +127,7 @@ def box_gradient(corner_gradient: Box, box_format: BoxFormat, out: Tensor | None
         format_gradient(d_x1, d_x2, box_format),
         format_gradient(d_y1, d_y2, box_format),
     )
-    if torch.compiler.is_compiling():
+    if is_compiling():
         # Coordinate-major, so that inductor's loop over the boxes stores contiguous vectors;
         # the backward's scaling transposes it.
         return torch.stack((x, y, a, b)).movedim(0, -1)
@@ -259,7 +260,7 @@ def pair_min(a: Tensor, b: Tensor) -> Tensor:
 def _at_least(a: Tensor, b: Tensor | float) -> Tensor:
     """``a >= b`` as 0/1 in ``a``'s dtype (eagerly faster than a bool mask, which arithmetic must
     convert)."""
-    if torch.compiler.is_compiling():
+    if is_compiling():
         return (a >= b).to(a.dtype)
     return torch.ge(a, b, out=torch.empty_like(a))
 

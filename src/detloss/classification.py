@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
-from detloss.backend import fresh_output, fusable
+from detloss.backend import fresh_output, fusable, is_compiling
 from detloss.blocks import row_blocks
 from detloss.inputs import check_floating, check_number, check_tensor, compute_dtype
 from detloss.reduction import weight_reduce_loss
@@ -323,7 +323,7 @@ def _logistic(x: Tensor, complement: bool = True) -> tuple[Tensor, Tensor | None
     ``sigmoid(-|x|) = e / (1 + e)`` and ``softplus(x) = max(x, 0) + log1p(e)`` (with
     :func:`_log1p_unit`), where inductor would evaluate three exponentials and a ``log1p``.
     """
-    if not torch.compiler.is_compiling():
+    if not is_compiling():
         q = torch.neg(x).sigmoid_() if complement else None
         return torch.sigmoid(x), q, F.softplus(x)
     e = torch.exp(-x.abs())
