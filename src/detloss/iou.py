@@ -350,11 +350,10 @@ def siou_loss(
     cost: Tensor | float = 0.0
     for axis, d in ((geo.x, d_x), (geo.y, d_y)):
         c = cast(Tensor, axis.enclose)
-        distance = -torch.expm1(
-            (angle - 2) * (d * d / (c * c + eps))
-        )  # 1 - exp(-(2 - Lambda) rho_t)
+        # distance cost 1 - exp(-(2 - Lambda) rho_t), shape cost (1 - exp(-omega_t))^theta
+        distance = -torch.expm1((angle - 2) * (d * d / (c * c + eps)))
         omega = (axis.pred - axis.target).abs() / (pair_max(axis.pred, axis.target) + eps)
-        cost = cost + distance + (-torch.expm1(-omega)) ** theta  # + (1 - exp(-omega_t))^theta
+        cost = cost + distance + (-torch.expm1(-omega)) ** theta
     loss = 1 - geo.iou + cost * 0.5
     return weight_reduce_loss(
         loss, box_weight(weight, loss.shape, loss.dtype), reduction, avg_factor

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TypeAlias
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from detloss.analytic import Factor, apply_factor, reduce_with_gradient
+from detloss.analytic import Factor, ValueAndGrad, apply_factor, reduce_with_gradient
 from detloss.backend import fusable
 from detloss.inputs import check_number, prepare_pair
 from detloss.reduction import check_weight, weight_reduce_loss
-
-ValueAndGrad: TypeAlias = Callable[[Tensor, Tensor, Factor | None], tuple[Tensor, Tensor | None]]
 
 
 def residual_loss(
