@@ -147,3 +147,35 @@ def test_avg_factor_with_sum_is_an_error(
     pred, target, _ = _inputs()
     with pytest.raises(ValueError, match='avg_factor cannot be used with reduction="sum"'):
         fn(pred, target, **params, reduction="sum", avg_factor=2.0)
+
+
+NATIVE: list[tuple[str, Callable[..., Tensor], Callable[..., Tensor], dict[str, Any]]] = [
+    ("smooth_l1", detloss.smooth_l1_loss, torch.nn.functional.smooth_l1_loss, {"beta": 0.5}),
+    ("huber", detloss.huber_loss, torch.nn.functional.huber_loss, {"delta": 2.0}),
+    ("mse", detloss.mse_loss, torch.nn.functional.mse_loss, {}),
+]
+
+
+@pytest.mark.parametrize(("name", "fn", "native", "params"), NATIVE, ids=[n[0] for n in NATIVE])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("weighting", ["none", "full", "row"])
+def test_kernel_gradient_is_native_autograds_bit_for_bit(
+    name: str,
+    fn: Callable[..., Tensor],
+    native: Callable[..., Tensor],
+    params: dict[str, Any],
+    dtype: torch.dtype,
+    weighting: str,
+) -> None:
+    """Smooth L1, Huber and L2 compute ``weight * d loss / d pred`` with PyTorch's own backward
+    kernel, so a weighted sum's gradient is exactly that of ``(F.<loss>(...) * weight).sum()``."""
+    pred, target, weight = (t.detach().to(dtype) for t in _inputs(n=1000))
+    w = None if weighting == "none" else weight if weighting == "full" else weight[:, :1]
+    ours = pred.clone().requires_grad_(True)
+    fn(ours, target, **params, weight=w, reduction="sum").backward()
+    theirs = pred.clone().requires_grad_(True)
+    value = native(theirs, target, reduction="none", **params)
+    (value if w is None else value * w).sum().backward()
+    assert ours.grad is not None
+    assert theirs.grad is not None
+    assert torch.equal(ours.grad, theirs.grad)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +19,8 @@ from detloss.analytic import Factor, ValueAndGrad, apply_factor, reduce_with_gra
 from detloss.backend import fusable
 from detloss.inputs import check_number, prepare_pair
 from detloss.reduction import check_weight, weight_reduce_loss
+
+aten = torch.ops.aten
 
 
 def residual_loss(
@@ -36,19 +39,39 @@ def residual_loss(
     )
 
 
-def of_residual(
-    loss: Callable[[Tensor, Tensor], Tensor], slope: Callable[[Tensor], Tensor]
-) -> ValueAndGrad:
-    """The ``value_and_grad`` of ``loss(pred, target)`` whose derivative is ``slope(pred - target)``
-    (``slope`` may work in place on its argument)."""
+Gradient = Callable[[Tensor, Tensor, Factor], Tensor]
+"""``gradient(pred, target, factor)``: ``factor * d loss / d pred`` of an element-wise loss."""
+
+_NO_REDUCTION = 0  # ATen's Reduction::None
+
+
+def of_residual(loss: Callable[[Tensor, Tensor], Tensor], gradient: Gradient) -> ValueAndGrad:
+    """The ``value_and_grad`` of ``loss(pred, target)`` with the weighted gradient ``gradient``."""
 
     def value_and_grad(p: Tensor, t: Tensor, factor: Factor | None) -> tuple[Tensor, Tensor | None]:
-        value = loss(p, t)
-        if factor is None:
-            return value, None
-        return value, apply_factor(slope(p - t), factor)
+        return loss(p, t), None if factor is None else gradient(p, t, factor)
 
     return value_and_grad
+
+
+def by_kernel(backward: torch._ops.OpOverload, *params: float) -> Gradient:
+    """The gradient computed by PyTorch's own backward kernel of the loss, ``backward(grad_output,
+    pred, target, reduction, *params, grad_input=out)``, with the factor as its incoming gradient:
+    one pass that reads ``pred``, ``target`` and the weight and writes the weighted gradient
+    (autograd of the native loss calls the same kernel, so the gradients are equal bit for bit)."""
+
+    def gradient(p: Tensor, t: Tensor, factor: Factor) -> Tensor:
+        incoming = factor if isinstance(factor, Tensor) else p.new_ones(())
+        out = torch.empty_like(p)
+        return cast(Tensor, backward(incoming, p, t, _NO_REDUCTION, *params, grad_input=out))
+
+    return gradient
+
+
+def _sign_gradient(p: Tensor, t: Tensor, factor: Factor) -> Tensor:
+    # L1's subgradient at 0 is 0, as autograd of |pred - target|; the Smooth L1 kernel at beta = 0
+    # would give -1 there.
+    return apply_factor((p - t).sign_(), factor)
 
 
 def resolve_beta(beta: float | None, sigma: float | None) -> float:
@@ -106,7 +129,7 @@ def smooth_l1_loss(
     # PyTorch's kernel computes plain L1 when beta == 0, and so does the gradient below.
     value_and_grad = of_residual(
         lambda p, t: F.smooth_l1_loss(p, t, reduction="none", beta=beta),
-        lambda d: d.sign_() if beta == 0 else d.div_(beta).clamp_(-1, 1),
+        _sign_gradient if beta == 0 else by_kernel(aten.smooth_l1_loss_backward.grad_input, beta),
     )
     return residual_loss(value_and_grad, pred, target, weight, reduction, avg_factor)
 
@@ -135,7 +158,7 @@ def huber_loss(
 
     value_and_grad = of_residual(
         lambda p, t: F.huber_loss(p, t, reduction="none", delta=delta),
-        lambda d: d.clamp_(-delta, delta),
+        by_kernel(aten.huber_loss_backward.out, delta),
     )
     return residual_loss(value_and_grad, pred, target, weight, reduction, avg_factor)
 
@@ -150,9 +173,7 @@ def l1_loss(
     avg_factor: float | Tensor | None = None,
 ) -> Tensor:
     """L1 loss ``|pred - target|``; ``smooth_l1_loss(beta=0)``. Equal to PyTorch's ``F.l1_loss``."""
-    value_and_grad = of_residual(
-        lambda p, t: F.l1_loss(p, t, reduction="none"), lambda d: d.sign_()
-    )
+    value_and_grad = of_residual(lambda p, t: F.l1_loss(p, t, reduction="none"), _sign_gradient)
     return residual_loss(value_and_grad, pred, target, weight, reduction, avg_factor)
 
 
@@ -167,7 +188,8 @@ def mse_loss(
 ) -> Tensor:
     """L2 loss ``(pred - target)**2`` (no 1/2 factor), equal to PyTorch's ``F.mse_loss``."""
     value_and_grad = of_residual(
-        lambda p, t: F.mse_loss(p, t, reduction="none"), lambda d: d.mul_(2)
+        lambda p, t: F.mse_loss(p, t, reduction="none"),
+        by_kernel(aten.mse_loss_backward.grad_input),
     )
     return residual_loss(value_and_grad, pred, target, weight, reduction, avg_factor)
 
