@@ -254,3 +254,21 @@ def test_compiling_many_public_losses_directly_keeps_separate_caches() -> None:
                     compiled(pred[:n], target[:n], reduction=reduction),
                     fn(pred[:n], target[:n], reduction=reduction),
                 )
+
+
+def test_fused_kernels_stay_parallel_after_a_small_first_call() -> None:
+    """Inductor would make a C++ loop serial when the first call's sizes look too small to share
+    among threads, and keep it so for every later size; detloss compiles with
+    ``cpp.dynamic_threads`` so that each loop has a parallel region whatever the first size."""
+    from torch._inductor.utils import run_and_get_code
+
+    pred, target = _pair(16)
+
+    def fused_call() -> None:
+        with detloss.use_backend("compile"):
+            detloss.smooth_l1_loss(pred, target, 0.5).backward()
+
+    _, sources = run_and_get_code(fused_call)
+    kernels = [part for source in sources for part in source.split('extern "C"')[1:]]
+    assert len(kernels) >= 2  # forward and backward
+    assert all("#pragma omp parallel" in kernel for kernel in kernels)

@@ -54,8 +54,13 @@ class _State:
 
 _state = _State()
 _compiled: dict[tuple[object, ...], Callable[..., Any]] = {}
+INDUCTOR_OPTIONS: dict[str, object] = {"cpp.dynamic_threads": True}
+"""Inductor settings of detloss's compiled losses. ``cpp.dynamic_threads``: a C++ kernel asks
+OpenMP for its threads when it runs. Without it inductor decides from the first call's sizes whether
+a loop is parallel at all, and a loss first called on a few hundred boxes stays single-threaded at
+every later size (``docs/benchmarks.md``, "The first call's sizes")."""
 _compile: Callable[[Callable[..., Any]], Callable[..., Any]] = functools.partial(
-    torch.compile, dynamic=True
+    torch.compile, dynamic=True, options=INDUCTOR_OPTIONS
 )
 FUSABLE: dict[str, Callable[..., Any]] = {}
 """Every function decorated with :func:`fusable`, by name."""
