@@ -4,8 +4,9 @@ There is one definition of each loss (plain PyTorch). ``@fusable`` wraps it so t
 time, the active backend decides how it runs:
 
 * ``"eager"`` (default): the definition as written;
-* ``"compile"``: the same definition through ``torch.compile(dynamic=True)``; inductor fuses the
-  element-wise chain, forward and backward, into a few kernels (C++ on CPU, Triton on CUDA).
+* ``"compile"``: the same definition through ``torch.compile(dynamic=True)`` with
+  :data:`INDUCTOR_OPTIONS`; inductor fuses the element-wise chain, forward and backward, into a few
+  kernels (C++ on CPU, Triton on CUDA).
 
 Compiled functions are cached per loss and per *call structure*: which arguments are tensors or
 ``None`` and the values of string, bool and tuple arguments (``reduction``, ``box_format``, ...).
