@@ -257,9 +257,9 @@ def test_compiling_many_public_losses_directly_keeps_separate_caches() -> None:
 
 
 def test_fused_kernels_stay_parallel_after_a_small_first_call() -> None:
-    """Inductor would make a C++ loop serial when the first call's sizes look too small to share
-    among threads, and keep it so for every later size; detloss compiles with
-    ``cpp.dynamic_threads`` so that each loop has a parallel region whatever the first size."""
+    """Inductor would make a C++ loop serial when the compiling call's sizes look too small to
+    share among threads, and reuse it for later sizes that pass the same guards; detloss compiles
+    with ``cpp.dynamic_threads`` so that each loop has a parallel region whatever the first size."""
     from torch._inductor.utils import run_and_get_code
 
     pred, target = _pair(16)
