@@ -29,8 +29,8 @@ from typing import Literal, NamedTuple, TypeAlias, cast
 import torch
 from torch import Tensor
 
+from detloss._checks import check_number, check_tensor, compute_dtype
 from detloss.backend import is_compiling
-from detloss.inputs import check_number, check_tensor, compute_dtype
 
 BoxFormat: TypeAlias = Literal["xyxy", "xywh", "cxcywh"]
 BOX_FORMATS: tuple[str, ...] = ("xyxy", "xywh", "cxcywh")

@@ -30,9 +30,9 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
+from detloss._checks import check_floating, check_number, check_tensor, compute_dtype
 from detloss.backend import fresh_output, fusable, is_compiling
 from detloss.blocks import row_blocks
-from detloss.inputs import check_floating, check_number, check_tensor, compute_dtype
 from detloss.reduction import weight_reduce_loss
 
 # ---------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from detloss._checks import check_number, compute_dtype
 from detloss.boxes import (
     Corners,
     check_box_format,
@@ -29,7 +30,6 @@ from detloss.boxes import (
     prepare_box_pair,
     to_corners,
 )
-from detloss.inputs import check_number, compute_dtype
 
 DEFAULT_CLAMP: float = math.log(1000.0 / 16)
 """dw, dh above this would make a box more than 62.5 times its proposal (and exp overflow later)."""

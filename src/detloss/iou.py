@@ -28,6 +28,7 @@ from typing import Literal, TypeAlias, cast
 import torch
 from torch import Tensor
 
+from detloss._checks import check_number, check_tensor
 from detloss.analytic import Factor, reduce_with_gradient
 from detloss.backend import fusable
 from detloss.blocks import row_blocks
@@ -44,7 +45,6 @@ from detloss.boxes import (
     prepare_boxes,
     read_box,
 )
-from detloss.inputs import check_number, check_tensor
 from detloss.reduction import weight_reduce_loss
 
 IoUMode: TypeAlias = Literal["log", "linear", "square"]

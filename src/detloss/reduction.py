@@ -20,7 +20,7 @@ from typing import Literal, TypeAlias, cast
 import torch
 from torch import Tensor
 
-from detloss.inputs import check_tensor
+from detloss._checks import check_tensor
 
 Reduction: TypeAlias = Literal["none", "mean", "sum"]
 REDUCTIONS: tuple[str, ...] = ("none", "mean", "sum")

@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from detloss._checks import check_number, prepare_pair
 from detloss.analytic import Factor, ValueAndGrad, apply_factor, reduce_with_gradient
 from detloss.backend import fusable
-from detloss.inputs import check_number, prepare_pair
 from detloss.reduction import check_weight, weight_reduce_loss
 
 aten = torch.ops.aten

@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from detloss.inputs import check_number
+from detloss._checks import check_number
 from detloss.reduction import check_reduction
 
 

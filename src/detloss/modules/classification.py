@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from detloss._checks import check_number
 from detloss.classification import (
     binary_cross_entropy,
     cross_entropy,
@@ -17,7 +18,6 @@ from detloss.classification import (
     softmax_focal_loss,
     varifocal_loss,
 )
-from detloss.inputs import check_number
 from detloss.modules.base import WeightedLoss
 from detloss.registry import register_loss
 

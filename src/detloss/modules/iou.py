@@ -12,8 +12,8 @@ from typing import Any
 
 from torch import Tensor
 
+from detloss._checks import check_number
 from detloss.boxes import EPS, check_box_format
-from detloss.inputs import check_number
 from detloss.iou import (
     check_alpha_gate,
     check_mode,
