@@ -7,7 +7,9 @@ precision, gradcheck, finite outputs, fused == eager) over ``CASES``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+import importlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +31,11 @@ class LossCase:
         kwargs: keyword arguments for every call.
         grad_args: positions of the inputs to differentiate (gradcheck, empty-input grads).
         reductions: the reductions the loss accepts.
+        detached: terms that are constants for the gradient by definition (CIoU's alpha, ...):
+            the dotted paths of the private functions that compute them. Gradient checks hold
+            each at its value on the unperturbed inputs (:func:`frozen`), so that autograd's
+            gradient is compared with the finite differences of the same surrogate on general
+            inputs.
     """
 
     id: str
@@ -37,6 +44,7 @@ class LossCase:
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     grad_args: tuple[int, ...] = (0,)
     reductions: tuple[str, ...] = ("none", "mean", "sum")
+    detached: tuple[str, ...] = ()
 
     def inputs(self, n: int, dtype: torch.dtype, seed: int = 0) -> tuple[Tensor, ...]:
         generator = torch.Generator().manual_seed(seed)
@@ -47,6 +55,54 @@ class LossCase:
 
     def __call__(self, *tensors: Tensor, **kwargs: Any) -> Tensor:
         return self.fn(*tensors, **{**self.kwargs, **kwargs})
+
+
+@contextlib.contextmanager
+def frozen(case: LossCase, inputs: tuple[Tensor, ...], **kwargs: Any) -> Iterator[None]:
+    """Within the block, each function named in ``case.detached`` returns, call by call, what it
+    returned when the case ran on ``inputs`` with ``kwargs``: the detached terms are constants."""
+    with contextlib.ExitStack() as stack:
+        for path in case.detached:
+            module_name, _, name = path.rpartition(".")
+            module = importlib.import_module(module_name)
+            original = getattr(module, name)
+            recorded: list[Any] = []
+
+            def record(*args: Any, _original: Any = original, _log: list[Any] = recorded) -> Any:
+                out = _original(*args)
+                _log.append(out)
+                return out
+
+            stack.enter_context(_patched(module, name, record))
+            with torch.no_grad():
+                case(*inputs, **kwargs)
+            stack.enter_context(_patched(module, name, _Replay(recorded)))
+        yield
+
+
+class _Replay:
+    """Returns the recorded values in turn, from the start again after the last one."""
+
+    def __init__(self, values: list[Any]) -> None:
+        if not values:
+            raise AssertionError("a function named in LossCase.detached was never called")
+        self.values = values
+        self.calls = 0
+
+    def __call__(self, *args: Any) -> Any:
+        value = self.values[self.calls % len(self.values)]
+        self.calls += 1
+        return value
+
+
+@contextlib.contextmanager
+def _patched(module: Any, name: str, value: Any) -> Iterator[None]:
+    original = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, original)
 
 
 def _gather() -> list[LossCase]:

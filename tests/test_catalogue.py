@@ -7,7 +7,7 @@ import torch
 
 import detloss
 from detloss.backend import FUSABLE
-from tests.catalogue import CASES, LossCase
+from tests.catalogue import CASES, LossCase, frozen
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -40,10 +40,11 @@ def test_fullgraph_compile_matches_eager(case: LossCase, reduction: str) -> None
 @pytest.mark.parametrize(("case", "reduction"), CASE_REDUCTION_PARAMS)
 def test_gradcheck_float64(case: LossCase, reduction: str) -> None:
     inputs = case.inputs(5, torch.float64, seed=1)
-    assert torch.autograd.gradcheck(
-        lambda *diff: case(*_replace(inputs, case.grad_args, diff), reduction=reduction),
-        tuple(inputs[i] for i in case.grad_args),
-    )
+    with frozen(case, inputs, reduction=reduction):
+        assert torch.autograd.gradcheck(
+            lambda *diff: case(*_replace(inputs, case.grad_args, diff), reduction=reduction),
+            tuple(inputs[i] for i in case.grad_args),
+        )
 
 
 def _replace(
