@@ -32,19 +32,6 @@ def random_boxes(
     return write(lo, wh), write(t_lo, t_wh)
 
 
-def random_boxes_same_aspect(
-    n: int, g: torch.Generator, box_format: str = "xyxy", scale: float = 100.0
-) -> tuple[Tensor, Tensor]:
-    """As :func:`random_boxes`, with each target a rescaled pred (same aspect ratio), so CIoU's
-    ``v`` is 0: gradcheck cannot verify CIoU's gradient otherwise, because the paper's alpha is a
-    constant for the gradient (a surrogate); ``test_iou.py`` checks that gradient for any boxes."""
-    pred, target = random_boxes(n, g, "cxcywh", scale)
-    target = torch.cat((target[:, :2], pred[:, 2:] * (0.5 + torch.rand(n, 1, generator=g))), dim=-1)
-    return detloss.convert_boxes(pred, "cxcywh", box_format), detloss.convert_boxes(
-        target, "cxcywh", box_format
-    )
-
-
 def in_format(xyxy: tuple[float, ...], box_format: str) -> tuple[float, ...]:
     """A hand-written xyxy box in ``box_format`` (plain arithmetic, independent of detloss)."""
     x1, y1, x2, y2 = xyxy

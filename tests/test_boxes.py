@@ -9,15 +9,7 @@ from hypothesis import strategies as st
 from torch import Tensor
 
 import detloss
-from detloss.boxes import (
-    BOX_FORMATS,
-    IOU_KINDS,
-    check_box_format,
-    pair_max,
-    pair_min,
-    read_box,
-    size,
-)
+from detloss.boxes import BOX_FORMATS, IOU_KINDS, _pair, _pair_max, _pair_min, _prepare_boxes
 from tests.boxgen import HAND, TINY, in_format, random_boxes
 
 
@@ -202,25 +194,26 @@ _coords = st.lists(st.integers(-3, 3), min_size=8, max_size=8)
 def test_maxima_minima_and_sizes_pass_the_gradient_to_the_first_argument_at_ties(
     values: list[int],
 ) -> None:
-    # The convention the analytic gradient reproduces (tests/test_iou_gradient.py): at a tie the
-    # gradient goes to the first argument (the prediction), and a size of exactly 0 passes it.
+    # The geometry's convention at kinks: at a tie the gradient goes to the first argument (the
+    # prediction), and a size of exactly 0 passes it.
     a = torch.tensor(values[:4], dtype=torch.float64, requires_grad=True)
     b = torch.tensor(values[4:], dtype=torch.float64, requires_grad=True)
     up = torch.arange(1.0, 5.0, dtype=torch.float64)
     zero = torch.zeros(4, dtype=torch.float64)
 
     def width(lo: Tensor, hi: Tensor) -> Tensor:
-        return size(read_box(torch.stack((lo, lo, hi, hi), -1), "xyxy", torch.float64))[0]
+        box = torch.stack((lo, lo, hi, hi), -1)
+        return _pair(*_prepare_boxes(box, box.detach(), "xyxy", False), eps=1.0).w
 
     cases = (
         (
-            pair_max,
+            _pair_max,
             torch.maximum(a, b),
             torch.where(a >= b, up, zero),
             torch.where(a < b, up, zero),
         ),
         (
-            pair_min,
+            _pair_min,
             torch.minimum(a, b),
             torch.where(a <= b, up, zero),
             torch.where(a > b, up, zero),
@@ -238,14 +231,3 @@ def test_maxima_minima_and_sizes_pass_the_gradient_to_the_first_argument_at_ties
         torch.testing.assert_close(got, value.detach(), rtol=0, atol=0)
         torch.testing.assert_close(grads[0], grad_a, rtol=0, atol=0)
         torch.testing.assert_close(grads[1], grad_b, rtol=0, atol=0)
-
-
-@pytest.mark.parametrize("box_format", BOX_FORMATS)
-def test_boxes_are_read_as_contiguous_coordinates(box_format: str) -> None:
-    # Element-wise ops on the stride-4 columns of (N, 4) boxes are not vectorised (docs/benchmarks.md).
-    boxes, _ = random_boxes(5, torch.Generator().manual_seed(0), box_format)
-    box = read_box(boxes, check_box_format(box_format), torch.float32)
-    for coordinate in (*box.lo, *box.hi):
-        assert coordinate.shape == (5,)
-        assert coordinate.is_contiguous()
-        assert coordinate.dtype == torch.float32

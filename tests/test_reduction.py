@@ -74,15 +74,6 @@ def test_avg_factor_divides_the_sum_with_float32_eps(avg_factor: float | torch.T
     )
 
 
-@pytest.mark.parametrize("reduction", REDUCTIONS)
-def test_inplace_weighting_gives_the_same_result_and_writes_into_the_loss(reduction: str) -> None:
-    loss, weight = torch.rand(5, 4), torch.rand(5, 1)
-    expected = weight_reduce_loss(loss, weight, reduction)
-    owned = loss.clone()
-    assert torch.equal(weight_reduce_loss(owned, weight, reduction, inplace=True), expected)
-    assert torch.equal(owned, loss * weight)
-
-
 def test_avg_factor_is_ignored_by_none() -> None:
     loss = _loss(3, 2)
     torch.testing.assert_close(weight_reduce_loss(loss, reduction="none", avg_factor=10.0), loss)
@@ -150,3 +141,36 @@ def test_sum_and_mean_follow_their_definitions(values: list[float], scale: float
     torch.testing.assert_close(
         weight_reduce_loss(loss, weight, "mean"), total / max(len(values), 1)
     )
+
+
+@pytest.mark.parametrize(
+    ("avg_factor", "error", "match"),
+    [
+        (-1.0, ValueError, r"avg_factor must be a finite number >= 0, got -1.0"),
+        (float("nan"), ValueError, "avg_factor"),
+        (float("inf"), ValueError, "avg_factor"),
+        ("5", TypeError, "avg_factor must be a real number, got str"),
+        (True, TypeError, "avg_factor must be a real number, got bool"),
+        (torch.ones(2), ValueError, r"one element, got a tensor of shape \(2,\)"),
+        (torch.ones(1, 1), ValueError, r"shape \(1, 1\)"),
+        (torch.tensor(True), TypeError, "real tensor"),
+    ],
+)
+def test_bad_avg_factor_is_rejected_up_front(avg_factor: object, error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        weight_reduce_loss(_loss(3, 2), avg_factor=avg_factor)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("loss_dtype", [torch.float16, torch.float32])
+def test_a_float64_avg_factor_tensor_keeps_the_loss_dtype(loss_dtype: torch.dtype) -> None:
+    loss = _loss(3, 2).to(loss_dtype)
+    for factor in (torch.tensor(4.0, dtype=torch.float64), torch.tensor([4]), torch.tensor(4)):
+        out = weight_reduce_loss(loss, avg_factor=factor)
+        assert out.shape == ()
+        assert out.dtype == loss_dtype
+        torch.testing.assert_close(out, loss.sum() / (4 + AVG_FACTOR_EPS))
+
+
+def test_weight_given_as_a_list_names_the_type() -> None:
+    with pytest.raises(TypeError, match="weight must be a torch.Tensor, got list"):
+        weight_reduce_loss(_loss(3, 2), [1.0, 2.0])  # type: ignore[arg-type]

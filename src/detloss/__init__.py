@@ -7,7 +7,6 @@ constructor and forward signature; :func:`build_loss` builds a module from a con
 from importlib.metadata import PackageNotFoundError, version
 
 from detloss import boxes, coder, distributed, faster_rcnn
-from detloss.backend import get_backend, set_backend, use_backend
 from detloss.boxes import box_iou, convert_boxes, validate_boxes
 from detloss.classification import (
     binary_cross_entropy,
@@ -95,7 +94,6 @@ __all__ = [
     "eiou_loss",
     "fast_rcnn_loss",
     "faster_rcnn",
-    "get_backend",
     "giou_loss",
     "global_avg_factor",
     "huber_loss",
@@ -105,13 +103,11 @@ __all__ = [
     "quality_focal_loss",
     "register_loss",
     "rpn_loss",
-    "set_backend",
     "sigmoid_focal_loss",
     "sigmoid_focal_loss_star",
     "siou_loss",
     "smooth_l1_loss",
     "softmax_focal_loss",
-    "use_backend",
     "validate_boxes",
     "varifocal_loss",
     "weight_reduce_loss",

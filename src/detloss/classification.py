@@ -21,7 +21,6 @@ Label formats shared by the sigmoid losses (logits of shape ``(N, C)``):
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
@@ -31,8 +30,6 @@ from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
 from detloss._checks import check_floating, check_number, check_tensor, compute_dtype
-from detloss.backend import fresh_output, fusable, is_compiling
-from detloss.blocks import row_blocks
 from detloss.reduction import weight_reduce_loss
 
 # ---------------------------------------------------------------------------------------------
@@ -159,7 +156,6 @@ def _class_weight(class_weight: Tensor | Sequence[float] | None, x: Tensor) -> T
     return w.to(x.device, non_blocking=True)
 
 
-@fusable
 def cross_entropy(
     logits: Tensor,
     labels: Tensor,
@@ -217,7 +213,6 @@ def cross_entropy(
     return weight_reduce_loss(loss, weight, reduction, avg_factor)
 
 
-@fusable
 def binary_cross_entropy(
     logits: Tensor,
     targets: Tensor,
@@ -304,7 +299,7 @@ def _blockwise(
     ``torch.compile`` the whole tensors go through ``fn`` at once, which inductor fuses into one
     loop.
     """
-    blocks = row_blocks(like, math.prod(like.shape[1:]))
+    blocks: list[slice] | None = None
     if blocks is None:
         return fn(*inputs, None).to(dtype)
     out = torch.empty(like.shape, dtype=dtype, device=like.device)
@@ -323,7 +318,7 @@ def _logistic(x: Tensor, complement: bool = True) -> tuple[Tensor, Tensor | None
     ``sigmoid(-|x|) = e / (1 + e)`` and ``softplus(x) = max(x, 0) + log1p(e)`` (with
     :func:`_log1p_unit`), where inductor would evaluate three exponentials and a ``log1p``.
     """
-    if not is_compiling():
+    if not False:
         q = torch.neg(x).sigmoid_() if complement else None
         return torch.sigmoid(x), q, F.softplus(x)
     e = torch.exp(-x.abs())
@@ -429,7 +424,7 @@ class _SigmoidFocal(torch.autograd.Function):
         ctx.save_for_backward(logits, targets)
         ctx.alpha, ctx.gamma = alpha, gamma  # type: ignore[attr-defined]
         loss = functools.partial(_sigmoid_focal_loss, alpha=alpha, gamma=gamma)
-        return fresh_output(_blockwise(loss, logits, _to_compute(logits, targets), logits, targets))
+        return _blockwise(loss, logits, _to_compute(logits, targets), logits, targets)
 
     @staticmethod
     @once_differentiable
@@ -439,7 +434,6 @@ class _SigmoidFocal(torch.autograd.Function):
         return _blockwise(gradient, logits, logits.dtype, logits, targets, grad), None, None, None
 
 
-@fusable
 def sigmoid_focal_loss(
     logits: Tensor,
     targets: Tensor,
@@ -490,7 +484,7 @@ class _SigmoidFocalStar(torch.autograd.Function):
         loss = F.softplus(_focal_star_z(x, t, gamma)).div_(gamma)
         if alpha is not None:
             _mul_alpha_t_(loss, t, alpha)
-        return fresh_output(loss)
+        return loss
 
     @staticmethod
     @once_differentiable
@@ -512,7 +506,6 @@ def _focal_star_z(x: Tensor, t: Tensor, gamma: float) -> Tensor:
     return z.mul_(-2).add_(x).mul_(gamma)
 
 
-@fusable
 def sigmoid_focal_loss_star(
     logits: Tensor,
     targets: Tensor,
@@ -585,7 +578,6 @@ class _SoftmaxFocal(torch.autograd.Function):
         return g.to(logits.dtype), None, None, None
 
 
-@fusable
 def softmax_focal_loss(
     logits: Tensor,
     labels: Tensor,
@@ -669,7 +661,6 @@ class _Varifocal(torch.autograd.Function):
         return g.to(logits.dtype), None, None, None, None
 
 
-@fusable
 def varifocal_loss(
     logits: Tensor,
     targets: Tensor,
@@ -721,7 +712,7 @@ class _QualityFocal(torch.autograd.Function):
         ctx.save_for_backward(logits, labels, scores)  # type: ignore[arg-type]  # None allowed
         ctx.beta = beta  # type: ignore[attr-defined]
         x, q = _quality_targets(logits, labels, scores)
-        return fresh_output(_bce(x, q).mul_((torch.sigmoid(x) - q).abs_().pow_(beta)))
+        return _bce(x, q).mul_((torch.sigmoid(x) - q).abs_().pow_(beta))
 
     @staticmethod
     @once_differentiable
@@ -748,7 +739,6 @@ def _quality_targets(
     return x, _dense_targets(labels, x).mul_(scores.to(x.dtype).unsqueeze(1))
 
 
-@fusable
 def quality_focal_loss(
     logits: Tensor,
     targets: Tensor,
@@ -825,7 +815,6 @@ def _dfl_bins(targets: Tensor, like: Tensor) -> tuple[Tensor, Tensor, Tensor, Te
     return left_index, left_index + 1, 1 - w_right, w_right
 
 
-@fusable
 def distribution_focal_loss(
     logits: Tensor,
     targets: Tensor,

@@ -23,12 +23,12 @@ from torch import Tensor
 
 from detloss._checks import check_number, compute_dtype
 from detloss.boxes import (
-    Corners,
+    _check_boxes_tensor,
+    _Corners,
+    _corners,
+    _from_corners,
+    _prepare_boxes,
     check_box_format,
-    check_boxes_tensor,
-    from_corners,
-    prepare_box_pair,
-    to_corners,
 )
 
 DEFAULT_CLAMP: float = math.log(1000.0 / 16)
@@ -106,19 +106,23 @@ class DeltaXYWHCoder:
             f"box_format={self.box_format!r})"
         )
 
-    def _size(self, box: Corners) -> Tensor:
-        return (box.hi - box.lo).clamp(min=self.min_size)
+    def _centre_size(self, box: _Corners) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Centre and size ``(cx, cy, w, h)``, sizes raised to at least ``min_size``."""
+        x1, y1, x2, y2 = box
+        w, h = (x2 - x1).clamp(min=self.min_size), (y2 - y1).clamp(min=self.min_size)
+        return (x1 + x2) * 0.5, (y1 + y2) * 0.5, w, h
 
     def encode(self, proposals: Tensor, gt: Tensor) -> Tensor:
         """Deltas ``(..., 4)`` that turn ``proposals`` into ``gt`` (both ``(..., 4)``, same shape).
 
         float32 result (float64 for float64 input).
         """
-        p, g = prepare_box_pair(proposals, gt, self.box_format, False, ("proposals", "gt"))
-        p_wh, g_wh = self._size(p), self._size(g)
-        d_xy = (g.lo + g.hi - p.lo - p.hi) * 0.5 / p_wh
-        d_wh = torch.log(g_wh / p_wh)
-        deltas = torch.cat((d_xy, d_wh), dim=-1)
+        p, g = _prepare_boxes(proposals, gt, self.box_format, False, ("proposals", "gt"))
+        px, py, pw, ph = self._centre_size(p)
+        gx, gy, gw, gh = self._centre_size(g)
+        deltas = torch.stack(
+            ((gx - px) / pw, (gy - py) / ph, torch.log(gw / pw), torch.log(gh / ph)), dim=-1
+        )
         return (deltas - deltas.new_tensor(self.means)) / deltas.new_tensor(self.stds)
 
     def decode(
@@ -132,8 +136,8 @@ class DeltaXYWHCoder:
         ``max_shape=(height, width)`` (further entries, e.g. channels, are ignored) clips the
         boxes to the image: x to ``[0, width]``, y to ``[0, height]``.
         """
-        p_t = check_boxes_tensor(proposals, "proposals")
-        d_t = check_boxes_tensor(deltas, "deltas")
+        p_t = _check_boxes_tensor(proposals, "proposals")
+        d_t = _check_boxes_tensor(deltas, "deltas")
         try:
             torch.broadcast_shapes(p_t.shape, d_t.shape)  # type: ignore[no-untyped-call]
         except RuntimeError:
@@ -141,19 +145,24 @@ class DeltaXYWHCoder:
                 f"proposals {tuple(p_t.shape)} and deltas {tuple(d_t.shape)} do not broadcast"
             ) from None
         dtype = compute_dtype(p_t, d_t)
-        p = to_corners(p_t, self.box_format, dtype)
+        px, py, pw, ph = self._centre_size(_corners(p_t.to(dtype), self.box_format))
         d = d_t.to(dtype) * d_t.new_tensor(self.stds, dtype=dtype) + d_t.new_tensor(
             self.means, dtype=dtype
         )
-        p_wh = self._size(p)
+        dx, dy, dw, dh = d.unbind(-1)
         low = -self.clamp if self.clamp_below else None
-        centre = (p.lo + p.hi) * 0.5 + d[..., :2] * p_wh
-        half = p_wh * torch.exp(d[..., 2:].clamp(min=low, max=self.clamp)) * 0.5
-        lo, hi = centre - half, centre + half
+        cx, cy = px + dx * pw, py + dy * ph
+        half_w = pw * torch.exp(dw.clamp(min=low, max=self.clamp)) * 0.5
+        half_h = ph * torch.exp(dh.clamp(min=low, max=self.clamp)) * 0.5
+        box = _Corners(cx - half_w, cy - half_h, cx + half_w, cy + half_h)
         if max_shape is not None:
             if len(max_shape) < 2:
                 raise ValueError(f"max_shape must be (height, width, ...), got {max_shape!r}")
-            bound = lo.new_tensor((float(max_shape[1]), float(max_shape[0])))
-            lo = torch.minimum(lo.clamp(min=0), bound)
-            hi = torch.minimum(hi.clamp(min=0), bound)
-        return from_corners(Corners(lo, hi), self.box_format)
+            height, width = float(max_shape[0]), float(max_shape[1])
+            box = _Corners(
+                box.x1.clamp(0, width),
+                box.y1.clamp(0, height),
+                box.x2.clamp(0, width),
+                box.y2.clamp(0, height),
+            )
+        return _from_corners(box, self.box_format)

@@ -5,8 +5,7 @@
     L = 1/N_cls * sum_i L_cls(p_i, p_i*)  +  lambda * 1/N_reg * sum_i p_i* L_reg(t_i, t_i*)
 
 ``L_reg`` of one box is the sum over its four coordinates (any element-wise loss) or the box loss
-itself (an IoU-family loss on decoded boxes). The two functions return dicts and are not
-``@fusable`` themselves; the losses they call follow the active backend. Positives are selected by multiplying with a 0/1
+itself (an IoU-family loss on decoded boxes). The two functions return dicts. Positives are selected by multiplying with a 0/1
 mask, never by indexing, so shapes never depend on values: both losses run under
 ``torch.compile(fullgraph=True)`` without a host sync, and a batch without positives gives an
 exact ``0`` regression loss that is still connected to the graph.

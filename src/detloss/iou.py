@@ -13,37 +13,28 @@ Notation (per box pair): ``I``, ``U`` intersection and union areas, ``IoU = I / 
 the sizes of ``pred`` / ``target``. Every denominator carries ``eps`` (formulas and degenerate
 cases: ``docs/boxes.md``). A loss of boxes that do not overlap has a zero gradient through the
 IoU term (the intersection is constant 0 there): :func:`iou_loss` cannot move such boxes; the
-penalty terms of the other losses can.
-
-Gradient: when only ``pred`` requires one, the IoU, GIoU, DIoU, CIoU and EIoU losses compute it
-with the value (:func:`detloss.boxes.iou_and_gradient`, :func:`iou_family_loss`); otherwise, and
-under ``torch.compile``, autograd differentiates the same value formulas. SIoU uses autograd.
+penalty terms of the other losses can. Gradients are autograd's, with the conventions at kinks
+of :mod:`detloss.boxes`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, TypeAlias, cast
+from typing import Literal, TypeAlias
 
 import torch
 from torch import Tensor
 
 from detloss._checks import check_number, check_tensor
-from detloss.analytic import Factor, reduce_with_gradient
-from detloss.backend import fusable
-from detloss.blocks import row_blocks
 from detloss.boxes import (
     EPS,
-    Box,
-    PenalisedKind,
-    box_gradient,
-    check_box_pair,
-    iou_and_gradient,
-    iou_of_kind,
-    pair_geometry,
-    pair_max,
-    prepare_boxes,
-    read_box,
+    _aspect_penalty,
+    _centre_distance,
+    _giou,
+    _Pair,
+    _pair,
+    _pair_max,
+    _prepare_boxes,
 )
 from detloss.reduction import weight_reduce_loss
 
@@ -68,23 +59,8 @@ def check_alpha_gate(alpha_gate: float | None) -> float | None:
     return gate
 
 
-def box_weight(weight: Tensor | None, loss_shape: torch.Size, dtype: torch.dtype) -> Tensor | None:
-    """A per-coordinate ``(..., 4)`` weight averaged to one per box (mmdetection), else as given."""
-    if weight is not None and check_tensor(weight, "weight").shape == (*loss_shape, 4):
-        return weight.to(dtype).mean(dim=-1)
-    return weight
-
-
-def _one_minus(value: Tensor) -> Tensor:
-    return 1 - value
-
-
-def _minus_factor(value: Tensor, factor: Factor) -> Factor:
-    return -factor
-
-
-def iou_family_loss(
-    kind: PenalisedKind,
+def _box_loss(
+    loss_of: Callable[[_Pair], Tensor],
     pred: Tensor,
     target: Tensor,
     eps: float,
@@ -93,55 +69,16 @@ def iou_family_loss(
     weight: Tensor | None,
     reduction: str,
     avg_factor: float | Tensor | None,
-    alpha_gate: float | None = None,
-    loss_of: Callable[[Tensor], Tensor] = _one_minus,
-    slope_of: Callable[[Tensor, Factor], Factor] = _minus_factor,
 ) -> Tensor:
-    """The reduced loss ``loss_of(value)`` of the IoU kind's value for each box pair, its
-    gradient with respect to ``pred`` computed with the value
-    (:func:`detloss.boxes.iou_and_gradient`, :func:`detloss.analytic.reduce_with_gradient`).
-
-    ``slope_of(value, factor)`` is ``factor`` times the derivative of ``loss_of`` at ``value``
-    (the default pair is ``1 - value``).
-    """
-    p, t, fmt = check_box_pair(pred, target, box_format, check_boxes)
-
-    def evaluate(
-        p: Tensor, t: Tensor, factor: Factor, grad_out: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
-        p_box, t_box = read_box(p, fmt, p.dtype), read_box(t, fmt, p.dtype)
-        value, corner_grad = iou_and_gradient(
-            kind, p_box, t_box, eps, alpha_gate, lambda v: slope_of(v, factor)
-        )
-        grad = box_gradient(cast(Box, corner_grad), fmt, grad_out)
-        return loss_of(value), grad
-
-    def value_and_grad(p: Tensor, t: Tensor, factor: Factor | None) -> tuple[Tensor, Tensor | None]:
-        if factor is None:
-            p_box, t_box = read_box(p, fmt, p.dtype), read_box(t, fmt, p.dtype)
-            return loss_of(iou_of_kind(kind, p_box, t_box, eps, alpha_gate)), None
-        n = p.shape[:-1].numel()
-        p_rows, t_rows = p.reshape(n, 4), t.reshape(n, 4)
-        blocks = row_blocks(p_rows, 1)  # one element per box in each temporary
-        if blocks is None:
-            return evaluate(p, t, factor)
-        f_rows = factor.expand(p.shape[:-1]).reshape(n) if isinstance(factor, Tensor) else factor
-        loss, grad = p.new_empty(n), p.new_empty((n, 4))
-        for block in blocks:
-            f = f_rows[block] if isinstance(f_rows, Tensor) else f_rows
-            loss[block] = evaluate(p_rows[block], t_rows[block], f, grad[block])[0]
-        return loss.view(p.shape[:-1]), grad.view(p.shape)
-
-    # Not compiled: inductor fuses the value and autograd's backward of it into a few vectorised
-    # loops, where the analytic form compiled measured 1.5-8x slower (one unvectorised loop).
-    loss_shape = p.shape[:-1]
-    weight = box_weight(weight, loss_shape, p.dtype)
-    return reduce_with_gradient(
-        value_and_grad, p, (t,), loss_shape, weight, reduction, avg_factor, compiled=False
-    )
+    """``loss_of`` the pair geometry of ``pred`` and ``target``, reduced with a per-box weight
+    (a per-coordinate ``(..., 4)`` weight is averaged to one per box, as mmdetection)."""
+    p, t = _prepare_boxes(pred, target, box_format, check_boxes)
+    loss = loss_of(_pair(p, t, eps))
+    if weight is not None and check_tensor(weight, "weight").shape == (*loss.shape, 4):
+        weight = weight.to(loss.dtype).mean(dim=-1)
+    return weight_reduce_loss(loss, weight, reduction, avg_factor)
 
 
-@fusable
 def iou_loss(
     pred: Tensor,
     target: Tensor,
@@ -173,39 +110,19 @@ def iou_loss(
     mode = check_mode(mode)
     eps = check_number(eps, "eps", low=0.0, strict=True)
 
-    def loss_of(iou: Tensor) -> Tensor:
-        clamped = iou.clamp(min=eps)
+    def loss_of(g: _Pair) -> Tensor:
+        iou = g.iou.clamp(min=eps)
         if mode == "linear":
-            return 1 - clamped
+            return 1 - iou
         if mode == "square":
-            return 1 - clamped * clamped
-        return -torch.log(clamped)
+            return 1 - iou * iou
+        return -torch.log(iou)
 
-    def slope_of(iou: Tensor, factor: Factor) -> Tensor:
-        # the clamp at eps passes the gradient where IoU >= eps
-        passes = (iou >= eps).to(iou.dtype).mul_(factor)
-        if mode == "linear":
-            return passes.neg_()
-        if mode == "square":
-            return passes.mul_(iou.clamp(min=eps)).mul_(-2)
-        return passes.div_(iou.clamp(min=eps)).neg_()
-
-    return iou_family_loss(
-        "iou",
-        pred,
-        target,
-        eps,
-        box_format,
-        check_boxes,
-        weight,
-        reduction,
-        avg_factor,
-        loss_of=loss_of,
-        slope_of=slope_of,
+    return _box_loss(
+        loss_of, pred, target, eps, box_format, check_boxes, weight, reduction, avg_factor
     )
 
 
-@fusable
 def giou_loss(
     pred: Tensor,
     target: Tensor,
@@ -225,12 +142,19 @@ def giou_loss(
     and mmdetection's ``GIoULoss``. Arguments as :func:`iou_loss` (no ``mode``).
     """
     eps = check_number(eps, "eps", low=0.0, strict=True)
-    return iou_family_loss(
-        "giou", pred, target, eps, box_format, check_boxes, weight, reduction, avg_factor
+    return _box_loss(
+        lambda g: 1 - _giou(g, eps),
+        pred,
+        target,
+        eps,
+        box_format,
+        check_boxes,
+        weight,
+        reduction,
+        avg_factor,
     )
 
 
-@fusable
 def diou_loss(
     pred: Tensor,
     target: Tensor,
@@ -249,12 +173,19 @@ def diou_loss(
     Arguments as :func:`giou_loss`.
     """
     eps = check_number(eps, "eps", low=0.0, strict=True)
-    return iou_family_loss(
-        "diou", pred, target, eps, box_format, check_boxes, weight, reduction, avg_factor
+    return _box_loss(
+        lambda g: 1 - g.iou + _centre_distance(g, eps),
+        pred,
+        target,
+        eps,
+        box_format,
+        check_boxes,
+        weight,
+        reduction,
+        avg_factor,
     )
 
 
-@fusable
 def ciou_loss(
     pred: Tensor,
     target: Tensor,
@@ -280,12 +211,19 @@ def ciou_loss(
     """
     eps = check_number(eps, "eps", low=0.0, strict=True)
     gate = check_alpha_gate(alpha_gate)
-    return iou_family_loss(
-        "ciou", pred, target, eps, box_format, check_boxes, weight, reduction, avg_factor, gate
+    return _box_loss(
+        lambda g: 1 - g.iou + _centre_distance(g, eps) + _aspect_penalty(g, eps, gate),
+        pred,
+        target,
+        eps,
+        box_format,
+        check_boxes,
+        weight,
+        reduction,
+        avg_factor,
     )
 
 
-@fusable
 def eiou_loss(
     pred: Tensor,
     target: Tensor,
@@ -305,12 +243,18 @@ def eiou_loss(
     IoU, Peng and Yu 2021, with ``smooth_point``). Arguments as :func:`giou_loss`.
     """
     eps = check_number(eps, "eps", low=0.0, strict=True)
-    return iou_family_loss(
-        "eiou", pred, target, eps, box_format, check_boxes, weight, reduction, avg_factor
+
+    def loss_of(g: _Pair) -> Tensor:
+        excess_w, excess_h = g.w - g.w_gt, g.h - g.h_gt
+        shape = excess_w * excess_w / (g.c_w * g.c_w + eps)
+        shape = shape + excess_h * excess_h / (g.c_h * g.c_h + eps)
+        return 1 - g.iou + _centre_distance(g, eps) + shape
+
+    return _box_loss(
+        loss_of, pred, target, eps, box_format, check_boxes, weight, reduction, avg_factor
     )
 
 
-@fusable
 def siou_loss(
     pred: Tensor,
     target: Tensor,
@@ -331,9 +275,10 @@ def siou_loss(
         loss   = 1 - IoU + (Delta + Omega) / 2                  in [0, 3)
 
     The paper's angle cost ``1 - 2 sin^2(arcsin(|dy| / sigma) - pi/4)`` (sigma the centre distance)
-    is ``cos(2 alpha - pi/2) = sin(2 alpha)``, written above without arcsin. Equal to mmdetection's
-    ``SIoULoss`` (default ``neg_gamma=False``) and YOLOv6's SIoU up to eps placement, without their
-    clamp of the result to [0, 2].
+    is ``cos(2 alpha - pi/2) = sin(2 alpha)``, written above without arcsin: the arcsin has an
+    infinite gradient at ``sin(alpha) = +-1`` (boxes aligned on an axis), this form has none.
+    Equal to mmdetection's ``SIoULoss`` (default ``neg_gamma=False``) and YOLOv6's SIoU up to eps
+    placement, without their clamp of the result to [0, 2].
 
     Args:
         theta: the shape cost's exponent, ``>= 1`` (the paper uses 4; range 2 to 6).
@@ -341,20 +286,19 @@ def siou_loss(
     """
     eps = check_number(eps, "eps", low=0.0, strict=True)
     theta = check_number(theta, "theta", low=1.0, strict=False)
-    p, t = prepare_boxes(pred, target, box_format, check_boxes)
-    geo = pair_geometry(p, t, eps, enclose=True)
-    d_x, d_y = cast(Tensor, geo.x.offset), cast(Tensor, geo.y.offset)
-    # sin(2 alpha) = 2 sin(alpha) cos(alpha) = 2 |dx| |dy| / sigma^2: the paper's arcsin has an
-    # infinite gradient at sin(alpha) = +-1 (boxes aligned on an axis), this form has none.
-    angle = 2 * (d_x.abs() * d_y.abs()) / (d_x * d_x + d_y * d_y + eps)
-    cost: Tensor | float = 0.0
-    for axis, d in ((geo.x, d_x), (geo.y, d_y)):
-        c = cast(Tensor, axis.enclose)
-        # distance cost 1 - exp(-(2 - Lambda) rho_t), shape cost (1 - exp(-omega_t))^theta
-        distance = -torch.expm1((angle - 2) * (d * d / (c * c + eps)))
-        omega = (axis.pred - axis.target).abs() / (pair_max(axis.pred, axis.target) + eps)
-        cost = cost + distance + (-torch.expm1(-omega)) ** theta
-    loss = 1 - geo.iou + cost * 0.5
-    return weight_reduce_loss(
-        loss, box_weight(weight, loss.shape, loss.dtype), reduction, avg_factor
+
+    def loss_of(g: _Pair) -> Tensor:
+        angle = 2 * (g.d_x.abs() * g.d_y.abs()) / (g.d_x * g.d_x + g.d_y * g.d_y + eps)
+
+        def axis_cost(d: Tensor, c: Tensor, size: Tensor, size_gt: Tensor) -> Tensor:
+            # distance cost 1 - exp(-(2 - Lambda) rho_t) + shape cost (1 - exp(-omega_t))^theta
+            distance = -torch.expm1((angle - 2) * (d * d / (c * c + eps)))
+            omega = (size - size_gt).abs() / (_pair_max(size, size_gt) + eps)
+            return distance + (-torch.expm1(-omega)) ** theta
+
+        cost = axis_cost(g.d_x, g.c_w, g.w, g.w_gt) + axis_cost(g.d_y, g.c_h, g.h, g.h_gt)
+        return 1 - g.iou + cost * 0.5
+
+    return _box_loss(
+        loss_of, pred, target, eps, box_format, check_boxes, weight, reduction, avg_factor
     )

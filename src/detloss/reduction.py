@@ -5,7 +5,8 @@
 * ``reduction="none"`` returns the weighted element-wise loss (``avg_factor`` is ignored);
 * ``"sum"`` returns its sum (an ``avg_factor`` is an error, as in mmdetection);
 * ``"mean"`` returns ``sum / numel`` or, with ``avg_factor``, ``sum / (avg_factor + eps)`` where
-  ``eps = torch.finfo(torch.float32).eps``. Note that this is the mean over *all* elements, not a
+  ``eps = torch.finfo(torch.float32).eps``; ``avg_factor`` is a finite number ``>= 0`` or a
+  one-element tensor, and a tensor is cast to the loss's dtype. Note that this is the mean over *all* elements, not a
   weighted mean: zero-weight elements count in the denominator.
 
 An empty loss reduces to an exact ``0`` that stays connected to the autograd graph ("mean" divides
@@ -20,7 +21,7 @@ from typing import Literal, TypeAlias, cast
 import torch
 from torch import Tensor
 
-from detloss._checks import check_tensor
+from detloss._checks import check_number, check_tensor
 
 Reduction: TypeAlias = Literal["none", "mean", "sum"]
 REDUCTIONS: tuple[str, ...] = ("none", "mean", "sum")
@@ -52,44 +53,59 @@ def check_weight(weight: object, shape: torch.Size, name: str = "weight") -> Ten
     return w
 
 
+def check_avg_factor(avg_factor: object) -> float | Tensor | None:
+    """Return ``avg_factor`` if it is ``None``, a finite number ``>= 0``, or a real tensor of one
+    element (its value is not read: no host-device synchronisation); raise otherwise."""
+    if avg_factor is None:
+        return None
+    if isinstance(avg_factor, Tensor):
+        if avg_factor.numel() != 1 or avg_factor.dim() > 1:
+            raise ValueError(
+                "avg_factor must be a number or a tensor of one element, got a tensor of shape "
+                f"{tuple(avg_factor.shape)}"
+            )
+        if avg_factor.dtype == torch.bool or avg_factor.dtype.is_complex:
+            raise TypeError(f"avg_factor must be a real tensor, got dtype {avg_factor.dtype}")
+        return avg_factor.reshape(())
+    return check_number(avg_factor, "avg_factor", low=0.0, strict=False)
+
+
 def weight_reduce_loss(
     loss: Tensor,
     weight: Tensor | None = None,
     reduction: str = "mean",
     avg_factor: float | Tensor | None = None,
-    *,
-    inplace: bool = False,
 ) -> Tensor:
     """Apply an element-wise ``weight``, then ``reduction`` and ``avg_factor`` to ``loss``.
 
     Args:
         loss: element-wise loss of any shape.
-        weight: optional weight that broadcasts to ``loss.shape``.
+        weight: optional tensor that broadcasts to ``loss.shape`` (without growing it).
         reduction: "none", "mean" or "sum".
-        avg_factor: optional normaliser for "mean" (a number or a tensor); "sum" rejects it.
-        inplace: multiply the weight into ``loss`` in place (for a temporary the caller owns and
-            autograd does not track).
+        avg_factor: optional normaliser for "mean": a finite number ``>= 0`` or a one-element
+            tensor; "sum" rejects it.
 
     Returns:
         ``loss``'s shape for "none", a scalar otherwise, in ``loss``'s dtype.
     """
     reduction = check_reduction(reduction, avg_factor)
+    factor = check_avg_factor(avg_factor)
     if weight is not None:
-        w = check_weight(weight, loss.shape).to(loss.dtype)
-        loss = loss.mul_(w) if inplace else loss * w
+        loss = loss * check_weight(weight, loss.shape).to(loss.dtype)
     if reduction == "none":
         return loss
     total = loss.sum()
     if reduction == "sum":
         return total
-    return total / mean_divisor(loss.numel(), avg_factor)
+    if factor is None:
+        return total / _numel_at_least_one(loss.numel())
+    if isinstance(factor, Tensor):
+        factor = factor.to(total.dtype)
+    return total / (factor + AVG_FACTOR_EPS)
 
 
-def mean_divisor(numel: int | torch.SymInt, avg_factor: float | Tensor | None) -> float | Tensor:
-    """What "mean" divides the weighted sum by: ``avg_factor + eps``, else the number of elements
-    (at least 1, so that an empty loss gives 0)."""
-    if avg_factor is not None:
-        return avg_factor + AVG_FACTOR_EPS
+def _numel_at_least_one(numel: int | torch.SymInt) -> int:
+    """``max(numel, 1)``: an empty loss gives 0, not NaN."""
     if isinstance(numel, int):
         return max(numel, 1)
     # A dynamic numel under torch.compile: sym_max keeps it symbolic (max() would guard on it).

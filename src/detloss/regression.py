@@ -2,76 +2,20 @@
 
 Every function takes ``pred`` and ``target`` of the same shape (no broadcasting), computes
 float16/bfloat16 inputs in float32, and reduces through :func:`detloss.reduction.weight_reduce_loss`
-(``weight``, ``reduction`` in {"none", "mean", "sum"}, ``avg_factor``).
+(``weight``, ``reduction`` in {"none", "mean", "sum"}, ``avg_factor``). The element-wise values are
+PyTorch's own kernels where it has them, differentiated by autograd.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from detloss._checks import check_number, prepare_pair
-from detloss.analytic import Factor, ValueAndGrad, apply_factor, reduce_with_gradient
-from detloss.backend import fusable
 from detloss.reduction import check_weight, weight_reduce_loss
-
-aten = torch.ops.aten
-
-
-def residual_loss(
-    value_and_grad: ValueAndGrad,
-    pred: Tensor,
-    target: Tensor,
-    weight: Tensor | None,
-    reduction: str,
-    avg_factor: float | Tensor | None,
-) -> Tensor:
-    """Check and cast ``(pred, target)``, then reduce the loss ``value_and_grad`` computes from them
-    with its gradient computed in the forward pass (:func:`detloss.analytic.reduce_with_gradient`)."""
-    pred, target = prepare_pair(pred, target)
-    return reduce_with_gradient(
-        value_and_grad, pred, (target,), pred.shape, weight, reduction, avg_factor
-    )
-
-
-Gradient = Callable[[Tensor, Tensor, Factor], Tensor]
-"""``gradient(pred, target, factor)``: ``factor * d loss / d pred`` of an element-wise loss."""
-
-_NO_REDUCTION = 0  # ATen's Reduction::None
-
-
-def of_residual(loss: Callable[[Tensor, Tensor], Tensor], gradient: Gradient) -> ValueAndGrad:
-    """The ``value_and_grad`` of ``loss(pred, target)`` with the weighted gradient ``gradient``."""
-
-    def value_and_grad(p: Tensor, t: Tensor, factor: Factor | None) -> tuple[Tensor, Tensor | None]:
-        return loss(p, t), None if factor is None else gradient(p, t, factor)
-
-    return value_and_grad
-
-
-def by_kernel(backward: torch._ops.OpOverload, *params: float) -> Gradient:
-    """The gradient computed by PyTorch's own backward kernel of the loss, ``backward(grad_output,
-    pred, target, reduction, *params, grad_input=out)``, with the factor as its incoming gradient:
-    one pass that reads ``pred``, ``target`` and the weight and writes the weighted gradient
-    (autograd of the native loss calls the same kernel, so the gradients are equal bit for bit)."""
-
-    def gradient(p: Tensor, t: Tensor, factor: Factor) -> Tensor:
-        incoming = factor if isinstance(factor, Tensor) else p.new_ones(())
-        out = torch.empty_like(p)
-        return cast(Tensor, backward(incoming, p, t, _NO_REDUCTION, *params, grad_input=out))
-
-    return gradient
-
-
-def _sign_gradient(p: Tensor, t: Tensor, factor: Factor) -> Tensor:
-    # L1's subgradient at 0 is 0, as autograd of |pred - target|; the Smooth L1 kernel at beta = 0
-    # would give -1 there.
-    return apply_factor((p - t).sign_(), factor)
 
 
 def resolve_beta(beta: float | None, sigma: float | None) -> float:
@@ -90,7 +34,6 @@ def resolve_beta(beta: float | None, sigma: float | None) -> float:
     return check_number(beta, "beta", low=0.0, strict=False)
 
 
-@fusable
 def smooth_l1_loss(
     pred: Tensor,
     target: Tensor,
@@ -125,16 +68,12 @@ def smooth_l1_loss(
     Huber's ``delta`` form is ``delta * smooth_l1_loss(beta=delta)`` (:func:`huber_loss`).
     """
     beta = resolve_beta(beta, sigma)
-
-    # PyTorch's kernel computes plain L1 when beta == 0, and so does the gradient below.
-    value_and_grad = of_residual(
-        lambda p, t: F.smooth_l1_loss(p, t, reduction="none", beta=beta),
-        _sign_gradient if beta == 0 else by_kernel(aten.smooth_l1_loss_backward.grad_input, beta),
-    )
-    return residual_loss(value_and_grad, pred, target, weight, reduction, avg_factor)
+    pred, target = prepare_pair(pred, target)
+    # PyTorch's kernel computes plain L1 when beta == 0 (value and gradient).
+    loss = F.smooth_l1_loss(pred, target, reduction="none", beta=beta)
+    return weight_reduce_loss(loss, weight, reduction, avg_factor)
 
 
-@fusable
 def huber_loss(
     pred: Tensor,
     target: Tensor,
@@ -155,15 +94,11 @@ def huber_loss(
     Its gradient is ``x`` clipped to ``[-delta, delta]`` (Smooth L1's is clipped to ``[-1, 1]``).
     """
     delta = check_number(delta, "delta", low=0.0, strict=True)
-
-    value_and_grad = of_residual(
-        lambda p, t: F.huber_loss(p, t, reduction="none", delta=delta),
-        by_kernel(aten.huber_loss_backward.out, delta),
-    )
-    return residual_loss(value_and_grad, pred, target, weight, reduction, avg_factor)
+    pred, target = prepare_pair(pred, target)
+    loss = F.huber_loss(pred, target, reduction="none", delta=delta)
+    return weight_reduce_loss(loss, weight, reduction, avg_factor)
 
 
-@fusable
 def l1_loss(
     pred: Tensor,
     target: Tensor,
@@ -173,11 +108,11 @@ def l1_loss(
     avg_factor: float | Tensor | None = None,
 ) -> Tensor:
     """L1 loss ``|pred - target|``; ``smooth_l1_loss(beta=0)``. Equal to PyTorch's ``F.l1_loss``."""
-    value_and_grad = of_residual(lambda p, t: F.l1_loss(p, t, reduction="none"), _sign_gradient)
-    return residual_loss(value_and_grad, pred, target, weight, reduction, avg_factor)
+    pred, target = prepare_pair(pred, target)
+    loss = F.l1_loss(pred, target, reduction="none")
+    return weight_reduce_loss(loss, weight, reduction, avg_factor)
 
 
-@fusable
 def mse_loss(
     pred: Tensor,
     target: Tensor,
@@ -187,14 +122,11 @@ def mse_loss(
     avg_factor: float | Tensor | None = None,
 ) -> Tensor:
     """L2 loss ``(pred - target)**2`` (no 1/2 factor), equal to PyTorch's ``F.mse_loss``."""
-    value_and_grad = of_residual(
-        lambda p, t: F.mse_loss(p, t, reduction="none"),
-        by_kernel(aten.mse_loss_backward.grad_input),
-    )
-    return residual_loss(value_and_grad, pred, target, weight, reduction, avg_factor)
+    pred, target = prepare_pair(pred, target)
+    loss = F.mse_loss(pred, target, reduction="none")
+    return weight_reduce_loss(loss, weight, reduction, avg_factor)
 
 
-@fusable
 def balanced_l1_loss(
     pred: Tensor,
     target: Tensor,
@@ -224,24 +156,13 @@ def balanced_l1_loss(
     beta = check_number(beta, "beta", low=0.0, strict=True)
     b = math.expm1(gamma / alpha)
 
-    def value_and_grad(p: Tensor, t: Tensor, factor: Factor | None) -> tuple[Tensor, Tensor | None]:
-        d = p - t
-        x = d.abs()
-        inside = x < beta
-        log_term = torch.log1p(b * x / beta)
-        inner = alpha / b * (b * x + 1) * log_term - alpha * x
-        loss = torch.where(inside, inner, gamma * x + (gamma / b - alpha * beta))
-        if factor is None:
-            return loss, None
-        # d inner / dx = alpha * log(b x / beta + 1) + alpha * (b x + 1) / (b x + beta) - alpha
-        slope_in = alpha * log_term + alpha * (b * x + 1) / (b * x + beta) - alpha
-        grad = torch.where(inside, slope_in, gamma).mul_(d.sign_())
-        return loss, apply_factor(grad, factor)
-
-    return residual_loss(value_and_grad, pred, target, weight, reduction, avg_factor)
+    pred, target = prepare_pair(pred, target)
+    x = (pred - target).abs()
+    inner = alpha / b * (b * x + 1) * torch.log1p(b * x / beta) - alpha * x
+    loss = torch.where(x < beta, inner, gamma * x + (gamma / b - alpha * beta))
+    return weight_reduce_loss(loss, weight, reduction, avg_factor)
 
 
-@fusable
 def caffe_smooth_l1_loss(
     pred: Tensor,
     target: Tensor,
