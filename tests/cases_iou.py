@@ -35,6 +35,8 @@ def _near(n: int, dtype: torch.dtype, g: torch.Generator) -> tuple[Tensor, ...]:
 _case = functools.partial(LossCase, grad_args=(0, 1))
 # CIoU's alpha is a constant for the gradient by definition (the paper's surrogate gradient).
 _ciou_case = functools.partial(_case, detached=("detloss.boxes._ciou_alpha",))
+# Only pred requiring a gradient: the gradient of detloss._fast.iou.
+_pred_case = functools.partial(LossCase, grad_args=(0,))
 _xyxy = _maker()
 # Coordinates in the thousands: float16 areas would overflow (65504) if computed in half precision.
 _large_cxcywh = _maker("cxcywh", scale=4000.0)
@@ -64,5 +66,30 @@ IOU_CASES = [
     _case("siou", detloss.siou_loss, _xyxy),
     _case(
         "siou_theta2_xywh", detloss.siou_loss, _maker("xywh"), {"theta": 2.0, "box_format": "xywh"}
+    ),
+    _pred_case("iou_log_pred_only", detloss.iou_loss, _xyxy),
+    _pred_case(
+        "iou_square_pred_only_xywh",
+        detloss.iou_loss,
+        _maker("xywh"),
+        {"mode": "square", "box_format": "xywh"},
+    ),
+    _pred_case(
+        "giou_pred_only_cxcywh", detloss.giou_loss, _maker("cxcywh"), {"box_format": "cxcywh"}
+    ),
+    _pred_case("diou_pred_only", detloss.diou_loss, _xyxy),
+    _pred_case(
+        "ciou_pred_only_xywh",
+        detloss.ciou_loss,
+        _maker("xywh"),
+        {"box_format": "xywh"},
+        detached=("detloss.boxes._ciou_alpha",),
+    ),
+    _pred_case(
+        "ciou_gate_pred_only",
+        detloss.ciou_loss,
+        _near,
+        {"alpha_gate": 0.5},
+        detached=("detloss.boxes._ciou_alpha",),
     ),
 ]

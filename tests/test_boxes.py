@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from torch import Tensor
 
 import detloss
-from detloss.boxes import BOX_FORMATS, IOU_KINDS, _pair, _pair_max, _pair_min, _prepare_boxes
+from detloss.boxes import BOX_FORMATS, IOU_KINDS, _corners, _pair, _pair_max, _pair_min
 from tests.boxgen import HAND, TINY, in_format, random_boxes
 
 
@@ -202,8 +202,8 @@ def test_maxima_minima_and_sizes_pass_the_gradient_to_the_first_argument_at_ties
     zero = torch.zeros(4, dtype=torch.float64)
 
     def width(lo: Tensor, hi: Tensor) -> Tensor:
-        box = torch.stack((lo, lo, hi, hi), -1)
-        return _pair(*_prepare_boxes(box, box.detach(), "xyxy", False), eps=1.0).w
+        box = _corners(torch.stack((lo, lo, hi, hi), -1), "xyxy")
+        return _pair(box, box, eps=1.0).w
 
     cases = (
         (

@@ -6,8 +6,9 @@ Boxes are ``(..., 4)`` tensors in one of three formats:
 * ``"xywh"`` -- ``(x1, y1, w, h)``, top-left corner and size (COCO annotations);
 * ``"cxcywh"`` -- ``(cx, cy, w, h)``, centre and size (DETR, YOLO).
 
-Internally every box is read once, by :func:`_prepare_boxes`, into one representation: its
-corners as four ``(...)`` tensors (:class:`_Corners`) in the compute dtype, float32 (float64 for
+Internally boxes are checked and cast to the compute dtype by one function,
+:func:`_prepare_boxes`, and read in one representation, their corners ``(x1, y1, x2, y2)`` as four
+``(...)`` tensors (:class:`_Corners`, :func:`_corners`). The compute dtype is float32 (float64 for
 float64 input; integer boxes give floating results). Half precision is never used for geometry:
 float16 areas overflow above 65504, i.e. for boxes larger than about 256 x 256.
 
@@ -61,7 +62,7 @@ def _check_boxes_tensor(boxes: object, name: str) -> Tensor:
 
 
 class _Corners(NamedTuple):
-    """Boxes as their corners: four ``(...)`` tensors of the same dtype."""
+    """Boxes as their corners: four ``(...)`` tensors."""
 
     x1: Tensor
     y1: Tensor
@@ -70,7 +71,7 @@ class _Corners(NamedTuple):
 
 
 def _corners(boxes: Tensor, box_format: BoxFormat) -> _Corners:
-    """Read ``(..., 4)`` floating boxes in ``box_format`` as corners."""
+    """Read ``(..., 4)`` floating boxes in ``box_format`` as corners (views of the columns)."""
     a, b, c, d = boxes.unbind(-1)
     if box_format == "xyxy":
         return _Corners(a, b, c, d)
@@ -135,12 +136,13 @@ def _prepare_boxes(
     names: tuple[str, str] = ("pred", "target"),
     *,
     aligned: bool = True,
-) -> tuple[_Corners, _Corners]:
-    """Check two box tensors and read both as :class:`_Corners` in their common compute dtype.
+) -> tuple[Tensor, Tensor, BoxFormat]:
+    """Check two box tensors; return both in their common compute dtype, and the format.
 
     ``aligned``: the same shape ``(..., 4)``, compared pair by pair. Otherwise ``(N, 4)`` and
-    ``(M, 4)``, read as ``(N, 1)`` and ``(1, M)`` corners that broadcast to every pair.
-    ``check_boxes`` validates the values first (:func:`validate_boxes`, a host sync).
+    ``(M, 4)``, returned as ``(N, 1, 4)`` and ``(1, M, 4)``, which broadcast to every pair.
+    ``check_boxes`` validates the values first (:func:`validate_boxes`, a host sync). Read them
+    as corners with :func:`_corners`.
     """
     b1 = _check_boxes_tensor(boxes1, names[0])
     b2 = _check_boxes_tensor(boxes2, names[1])
@@ -162,7 +164,7 @@ def _prepare_boxes(
     b1, b2 = b1.to(dtype), b2.to(dtype)
     if not aligned:
         b1, b2 = b1[:, None], b2[None]
-    return _corners(b1, fmt), _corners(b2, fmt)
+    return b1, b2, fmt
 
 
 # --- pairwise geometry, shared by box_iou and every IoU loss -------------------------------------
@@ -179,20 +181,18 @@ def _pair_min(a: Tensor, b: Tensor) -> Tensor:
 
 
 class _Pair(NamedTuple):
-    """What the IoU kinds of a box pair are made of (all ``(...)``): the sizes of the prediction
-    and the target, ``iou = I / (U + eps)``, the union ``U``, the enclosing box's size and the
-    offset from the prediction's centre to the target's."""
+    """The terms every IoU kind of a box pair uses (``(...)`` tensors): the corners of the
+    prediction ``p`` and the target ``t``, their sizes, ``iou = I / (U + eps)`` and the union
+    ``U``."""
 
+    p: _Corners
+    t: _Corners
     w: Tensor
     h: Tensor
     w_gt: Tensor
     h_gt: Tensor
     iou: Tensor
     union: Tensor
-    c_w: Tensor
-    c_h: Tensor
-    d_x: Tensor
-    d_y: Tensor
 
 
 def _pair(p: _Corners, t: _Corners, eps: float) -> _Pair:
@@ -203,23 +203,42 @@ def _pair(p: _Corners, t: _Corners, eps: float) -> _Pair:
     inter_h = (_pair_min(p.y2, t.y2) - _pair_max(p.y1, t.y1)).clamp(min=0)
     inter = inter_w * inter_h
     union = w * h + w_gt * h_gt - inter
+    return _Pair(p, t, w, h, w_gt, h_gt, inter / (union + eps), union)
+
+
+def _enclosing_size(g: _Pair) -> tuple[Tensor, Tensor]:
+    """``(c_w, c_h)``: the size of the smallest box enclosing both boxes of the pair."""
+    p, t = g.p, g.t
     c_w = (_pair_max(p.x2, t.x2) - _pair_min(p.x1, t.x1)).clamp(min=0)
     c_h = (_pair_max(p.y2, t.y2) - _pair_min(p.y1, t.y1)).clamp(min=0)
-    d_x = (t.x1 + t.x2 - p.x1 - p.x2) * 0.5
-    d_y = (t.y1 + t.y2 - p.y1 - p.y2) * 0.5
-    return _Pair(w, h, w_gt, h_gt, inter / (union + eps), union, c_w, c_h, d_x, d_y)
+    return c_w, c_h
+
+
+def _centre_offset(g: _Pair) -> tuple[Tensor, Tensor]:
+    """``(dx, dy)``: from the prediction's centre to the target's."""
+    p, t = g.p, g.t
+    return (t.x1 + t.x2 - p.x1 - p.x2) * 0.5, (t.y1 + t.y2 - p.y1 - p.y2) * 0.5
 
 
 def _giou(g: _Pair, eps: float) -> Tensor:
     """``IoU - (C - U) / (C + eps)``, ``C`` the enclosing box's area (Rezatofighi et al., CVPR 2019)."""
-    enclose = g.c_w * g.c_h
+    c_w, c_h = _enclosing_size(g)
+    enclose = c_w * c_h
     return g.iou - (enclose - g.union) / (enclose + eps)
 
 
-def _centre_distance(g: _Pair, eps: float) -> Tensor:
+def _centre_distance(
+    offset: tuple[Tensor, Tensor], enclosing: tuple[Tensor, Tensor], eps: float
+) -> Tensor:
     """DIoU's penalty ``rho^2 / (c^2 + eps)``: the squared centre distance over the squared
     diagonal of the enclosing box (Zheng et al., AAAI 2020)."""
-    return (g.d_x * g.d_x + g.d_y * g.d_y) / (g.c_w * g.c_w + g.c_h * g.c_h + eps)
+    (d_x, d_y), (c_w, c_h) = offset, enclosing
+    return (d_x * d_x + d_y * d_y) / (c_w * c_w + c_h * c_h + eps)
+
+
+def _diou(g: _Pair, eps: float) -> Tensor:
+    """``IoU - rho^2 / (c^2 + eps)``."""
+    return g.iou - _centre_distance(_centre_offset(g), _enclosing_size(g), eps)
 
 
 def _ciou_alpha(v: Tensor, iou: Tensor, eps: float, alpha_gate: float | None) -> Tensor:
@@ -241,7 +260,8 @@ def _aspect_penalty(g: _Pair, eps: float, alpha_gate: float | None) -> Tensor:
     division by a height, so zero-height boxes have finite gradients (``atan(w / h)`` has NaN
     gradients at h = 0), and a zero-size box, whose aspect ratio is undefined, adds ``v = 0``.
     """
-    angle = torch.atan((g.w_gt * g.h - g.w * g.h_gt) / (g.h_gt * g.h + g.w_gt * g.w + eps))
+    w, h, w_gt, h_gt = g.w, g.h, g.w_gt, g.h_gt
+    angle = torch.atan((w_gt * h - w * h_gt) / (h_gt * h + w_gt * w + eps))
     v = _FOUR_OVER_PI_SQUARED * angle * angle
     return _ciou_alpha(v, g.iou, eps, alpha_gate) * v
 
@@ -255,10 +275,9 @@ def _iou_of_kind(
         return g.iou
     if kind == "giou":
         return _giou(g, eps)
-    diou = g.iou - _centre_distance(g, eps)
     if kind == "diou":
-        return diou
-    return diou - _aspect_penalty(g, eps, alpha_gate)
+        return _diou(g, eps)
+    return _diou(g, eps) - _aspect_penalty(g, eps, alpha_gate)
 
 
 def check_kind(kind: object) -> IoUKind:
@@ -302,7 +321,7 @@ def box_iou(
     """
     k = check_kind(kind)
     eps = check_number(eps, "eps", low=0.0, strict=True)
-    p, t = _prepare_boxes(
+    b1, b2, fmt = _prepare_boxes(
         boxes1, boxes2, box_format, check_boxes, ("boxes1", "boxes2"), aligned=aligned
     )
-    return _iou_of_kind(k, p, t, eps)
+    return _iou_of_kind(k, _corners(b1, fmt), _corners(b2, fmt), eps)

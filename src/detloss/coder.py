@@ -106,23 +106,21 @@ class DeltaXYWHCoder:
             f"box_format={self.box_format!r})"
         )
 
-    def _centre_size(self, box: _Corners) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Centre and size ``(cx, cy, w, h)``, sizes raised to at least ``min_size``."""
-        x1, y1, x2, y2 = box
-        w, h = (x2 - x1).clamp(min=self.min_size), (y2 - y1).clamp(min=self.min_size)
-        return (x1 + x2) * 0.5, (y1 + y2) * 0.5, w, h
+    def _centre_size(self, boxes: Tensor) -> tuple[Tensor, Tensor]:
+        """Centre and size of ``(..., 4)`` boxes, each ``(..., 2)``; sizes at least ``min_size``."""
+        x1, y1, x2, y2 = _corners(boxes, self.box_format)
+        lo, hi = torch.stack((x1, y1), dim=-1), torch.stack((x2, y2), dim=-1)
+        return (lo + hi) * 0.5, (hi - lo).clamp(min=self.min_size)
 
     def encode(self, proposals: Tensor, gt: Tensor) -> Tensor:
         """Deltas ``(..., 4)`` that turn ``proposals`` into ``gt`` (both ``(..., 4)``, same shape).
 
         float32 result (float64 for float64 input).
         """
-        p, g = _prepare_boxes(proposals, gt, self.box_format, False, ("proposals", "gt"))
-        px, py, pw, ph = self._centre_size(p)
-        gx, gy, gw, gh = self._centre_size(g)
-        deltas = torch.stack(
-            ((gx - px) / pw, (gy - py) / ph, torch.log(gw / pw), torch.log(gh / ph)), dim=-1
-        )
+        p, g, _ = _prepare_boxes(proposals, gt, self.box_format, False, ("proposals", "gt"))
+        p_xy, p_wh = self._centre_size(p)
+        g_xy, g_wh = self._centre_size(g)
+        deltas = torch.cat(((g_xy - p_xy) / p_wh, torch.log(g_wh / p_wh)), dim=-1)
         return (deltas - deltas.new_tensor(self.means)) / deltas.new_tensor(self.stds)
 
     def decode(
@@ -145,24 +143,17 @@ class DeltaXYWHCoder:
                 f"proposals {tuple(p_t.shape)} and deltas {tuple(d_t.shape)} do not broadcast"
             ) from None
         dtype = compute_dtype(p_t, d_t)
-        px, py, pw, ph = self._centre_size(_corners(p_t.to(dtype), self.box_format))
+        p_xy, p_wh = self._centre_size(p_t.to(dtype))
         d = d_t.to(dtype) * d_t.new_tensor(self.stds, dtype=dtype) + d_t.new_tensor(
             self.means, dtype=dtype
         )
-        dx, dy, dw, dh = d.unbind(-1)
         low = -self.clamp if self.clamp_below else None
-        cx, cy = px + dx * pw, py + dy * ph
-        half_w = pw * torch.exp(dw.clamp(min=low, max=self.clamp)) * 0.5
-        half_h = ph * torch.exp(dh.clamp(min=low, max=self.clamp)) * 0.5
-        box = _Corners(cx - half_w, cy - half_h, cx + half_w, cy + half_h)
+        centre = p_xy + d[..., :2] * p_wh
+        half = p_wh * torch.exp(d[..., 2:].clamp(min=low, max=self.clamp)) * 0.5
+        lo, hi = centre - half, centre + half
         if max_shape is not None:
             if len(max_shape) < 2:
                 raise ValueError(f"max_shape must be (height, width, ...), got {max_shape!r}")
-            height, width = float(max_shape[0]), float(max_shape[1])
-            box = _Corners(
-                box.x1.clamp(0, width),
-                box.y1.clamp(0, height),
-                box.x2.clamp(0, width),
-                box.y2.clamp(0, height),
-            )
-        return _from_corners(box, self.box_format)
+            bound = lo.new_tensor((float(max_shape[1]), float(max_shape[0])))
+            lo, hi = torch.minimum(lo.clamp(min=0), bound), torch.minimum(hi.clamp(min=0), bound)
+        return _from_corners(_Corners(*lo.unbind(-1), *hi.unbind(-1)), self.box_format)

@@ -26,12 +26,14 @@ import torch
 from torch import Tensor
 
 from detloss._checks import check_number, check_tensor
+from detloss._fast.iou import iou_of_kind
 from detloss.boxes import (
     EPS,
-    _aspect_penalty,
+    BoxFormat,
     _centre_distance,
-    _giou,
-    _Pair,
+    _centre_offset,
+    _corners,
+    _enclosing_size,
     _pair,
     _pair_max,
     _prepare_boxes,
@@ -60,7 +62,7 @@ def check_alpha_gate(alpha_gate: float | None) -> float | None:
 
 
 def _box_loss(
-    loss_of: Callable[[_Pair], Tensor],
+    loss_of: Callable[[Tensor, Tensor, BoxFormat], Tensor],
     pred: Tensor,
     target: Tensor,
     eps: float,
@@ -70,10 +72,10 @@ def _box_loss(
     reduction: str,
     avg_factor: float | Tensor | None,
 ) -> Tensor:
-    """``loss_of`` the pair geometry of ``pred`` and ``target``, reduced with a per-box weight
-    (a per-coordinate ``(..., 4)`` weight is averaged to one per box, as mmdetection)."""
-    p, t = _prepare_boxes(pred, target, box_format, check_boxes)
-    loss = loss_of(_pair(p, t, eps))
+    """``loss_of(pred, target, box_format)`` of the checked boxes in the compute dtype, reduced
+    with a per-box weight (a per-coordinate ``(..., 4)`` weight is averaged to one per box, as
+    mmdetection)."""
+    loss = loss_of(*_prepare_boxes(pred, target, box_format, check_boxes))
     if weight is not None and check_tensor(weight, "weight").shape == (*loss.shape, 4):
         weight = weight.to(loss.dtype).mean(dim=-1)
     return weight_reduce_loss(loss, weight, reduction, avg_factor)
@@ -110,8 +112,8 @@ def iou_loss(
     mode = check_mode(mode)
     eps = check_number(eps, "eps", low=0.0, strict=True)
 
-    def loss_of(g: _Pair) -> Tensor:
-        iou = g.iou.clamp(min=eps)
+    def loss_of(p: Tensor, t: Tensor, fmt: BoxFormat) -> Tensor:
+        iou = iou_of_kind("iou", p, t, fmt, eps).clamp(min=eps)
         if mode == "linear":
             return 1 - iou
         if mode == "square":
@@ -143,7 +145,7 @@ def giou_loss(
     """
     eps = check_number(eps, "eps", low=0.0, strict=True)
     return _box_loss(
-        lambda g: 1 - _giou(g, eps),
+        lambda p, t, fmt: 1 - iou_of_kind("giou", p, t, fmt, eps),
         pred,
         target,
         eps,
@@ -174,7 +176,7 @@ def diou_loss(
     """
     eps = check_number(eps, "eps", low=0.0, strict=True)
     return _box_loss(
-        lambda g: 1 - g.iou + _centre_distance(g, eps),
+        lambda p, t, fmt: 1 - iou_of_kind("diou", p, t, fmt, eps),
         pred,
         target,
         eps,
@@ -212,7 +214,7 @@ def ciou_loss(
     eps = check_number(eps, "eps", low=0.0, strict=True)
     gate = check_alpha_gate(alpha_gate)
     return _box_loss(
-        lambda g: 1 - g.iou + _centre_distance(g, eps) + _aspect_penalty(g, eps, gate),
+        lambda p, t, fmt: 1 - iou_of_kind("ciou", p, t, fmt, eps, gate),
         pred,
         target,
         eps,
@@ -244,11 +246,12 @@ def eiou_loss(
     """
     eps = check_number(eps, "eps", low=0.0, strict=True)
 
-    def loss_of(g: _Pair) -> Tensor:
+    def loss_of(p: Tensor, t: Tensor, fmt: BoxFormat) -> Tensor:
+        g = _pair(_corners(p, fmt), _corners(t, fmt), eps)
+        c_w, c_h = enclosing = _enclosing_size(g)
         excess_w, excess_h = g.w - g.w_gt, g.h - g.h_gt
-        shape = excess_w * excess_w / (g.c_w * g.c_w + eps)
-        shape = shape + excess_h * excess_h / (g.c_h * g.c_h + eps)
-        return 1 - g.iou + _centre_distance(g, eps) + shape
+        shape = excess_w * excess_w / (c_w * c_w + eps) + excess_h * excess_h / (c_h * c_h + eps)
+        return 1 - g.iou + _centre_distance(_centre_offset(g), enclosing, eps) + shape
 
     return _box_loss(
         loss_of, pred, target, eps, box_format, check_boxes, weight, reduction, avg_factor
@@ -287,8 +290,10 @@ def siou_loss(
     eps = check_number(eps, "eps", low=0.0, strict=True)
     theta = check_number(theta, "theta", low=1.0, strict=False)
 
-    def loss_of(g: _Pair) -> Tensor:
-        angle = 2 * (g.d_x.abs() * g.d_y.abs()) / (g.d_x * g.d_x + g.d_y * g.d_y + eps)
+    def loss_of(p: Tensor, t: Tensor, fmt: BoxFormat) -> Tensor:
+        g = _pair(_corners(p, fmt), _corners(t, fmt), eps)
+        (d_x, d_y), (c_w, c_h) = _centre_offset(g), _enclosing_size(g)
+        angle = 2 * (d_x.abs() * d_y.abs()) / (d_x * d_x + d_y * d_y + eps)
 
         def axis_cost(d: Tensor, c: Tensor, size: Tensor, size_gt: Tensor) -> Tensor:
             # distance cost 1 - exp(-(2 - Lambda) rho_t) + shape cost (1 - exp(-omega_t))^theta
@@ -296,7 +301,7 @@ def siou_loss(
             omega = (size - size_gt).abs() / (_pair_max(size, size_gt) + eps)
             return distance + (-torch.expm1(-omega)) ** theta
 
-        cost = axis_cost(g.d_x, g.c_w, g.w, g.w_gt) + axis_cost(g.d_y, g.c_h, g.h, g.h_gt)
+        cost = axis_cost(d_x, c_w, g.w, g.w_gt) + axis_cost(d_y, c_h, g.h, g.h_gt)
         return 1 - g.iou + cost * 0.5
 
     return _box_loss(
