@@ -144,7 +144,8 @@ def test_build_and_bad_parameters() -> None:
         }
     )
     assert isinstance(module, detloss.EQLV2Loss)
-    assert module.pos_neg.shape == (1203,) and bool((module.pos_neg == 100).all())
+    assert module.pos_neg.shape == (1203,)
+    assert bool((module.pos_neg == 100).all())
     with pytest.raises(ValueError, match="only use_sigmoid=True"):
         detloss.EQLV2Loss(use_sigmoid=False)
     with pytest.raises(ValueError, match="class_weight"):

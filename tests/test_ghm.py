@@ -191,9 +191,11 @@ def test_ghmr_momentum_steps_match_reference() -> None:
 def test_empty_bins_keep_their_moving_average() -> None:
     module = detloss.GHMC(bins=10, momentum=0.5)
     module(torch.zeros(1, 4), torch.ones(1, 4), torch.ones(1, 4))  # g = 0.5: bin 5 only
-    assert module.acc_sum[5] == 2.0 and module.acc_sum.sum() == 2.0
+    assert module.acc_sum[5] == 2.0
+    assert module.acc_sum.sum() == 2.0
     module(torch.full((1, 2), 20.0), torch.ones(1, 2), torch.ones(1, 2))  # g ~ 0: bin 0 only
-    assert module.acc_sum[5] == 2.0 and module.acc_sum[0] == 1.0
+    assert module.acc_sum[5] == 2.0
+    assert module.acc_sum[0] == 1.0
 
 
 def test_momentum_zero_has_no_state_and_edges_are_mmdetections() -> None:
@@ -254,8 +256,12 @@ def test_build_from_mmdetection_configs() -> None:
     reg = detloss.build_loss(
         {"type": "GHMR", "mu": 0.02, "bins": 10, "momentum": 0.7, "loss_weight": 10.0}
     )
-    assert isinstance(cls, detloss.GHMC) and cls.bins == 30 and cls.momentum == 0.75
-    assert isinstance(reg, detloss.GHMR) and reg.mu == 0.02 and reg.loss_weight == 10.0
+    assert isinstance(cls, detloss.GHMC)
+    assert cls.bins == 30
+    assert cls.momentum == 0.75
+    assert isinstance(reg, detloss.GHMR)
+    assert reg.mu == 0.02
+    assert reg.loss_weight == 10.0
     assert "momentum=0.75" in repr(cls)
 
 

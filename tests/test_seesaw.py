@@ -21,7 +21,7 @@ def _paper_seesaw(
     e^{z_j}))`` with ``S_ij = M_ij C_ij`` (mmdetection's clamps of the counts at 1 and of
     ``sigma_i`` at ``eps``)."""
     out = []
-    for row, i in zip(z, labels.tolist()):
+    for row, i in zip(z, labels.tolist(), strict=True):
         sigma = row.softmax(0)
         denominator = row[i].exp()
         for j in range(len(row)):
@@ -139,13 +139,16 @@ def test_no_positives_gives_a_connected_zero_class_loss() -> None:
     assert isinstance(losses, dict)
     assert losses["loss_cls_classes"].item() == 0.0
     (losses["loss_cls_classes"] + losses["loss_cls_objectness"]).backward()
+    assert cls_score.grad is not None
     assert torch.isfinite(cls_score.grad).all()
 
 
 def test_activation_accuracy_and_channels() -> None:
     module = detloss.SeesawLoss(num_classes=3)
     assert module.get_cls_channels(3) == 5
-    assert module.custom_cls_channels and module.custom_activation and module.custom_accuracy
+    assert module.custom_cls_channels
+    assert module.custom_activation
+    assert module.custom_accuracy
     cls_score = torch.tensor(
         [[3.0, 0.0, 0.0, 2.0, 0.0], [0.0, 0.0, 3.0, 2.0, 1.0], [0.0, 2.0, 0.0, 0.0, 4.0]]
     )
@@ -169,7 +172,9 @@ def test_build_from_mmdetection_config_and_bad_parameters() -> None:
         {"type": "SeesawLoss", "p": 0.8, "q": 2.0, "num_classes": 1203, "loss_weight": 1.0}
     )
     assert isinstance(module, detloss.SeesawLoss)
-    assert module.cum_samples.shape == (1204,) and module.eps == 1e-2 and module.return_dict
+    assert module.cum_samples.shape == (1204,)
+    assert module.eps == 1e-2
+    assert module.return_dict
     with pytest.raises(ValueError, match="only use_sigmoid=False"):
         detloss.SeesawLoss(use_sigmoid=True)
     with pytest.raises(ValueError, match="p must be a finite number >= 0, got -1"):
@@ -177,7 +182,7 @@ def test_build_from_mmdetection_config_and_bad_parameters() -> None:
     with pytest.raises(ValueError, match="eps must be a finite number > 0, got 0"):
         detloss.SeesawLoss(eps=0)
     with pytest.raises(TypeError, match="num_classes must be an int, got float"):
-        detloss.SeesawLoss(num_classes=3.0)
+        detloss.SeesawLoss(num_classes=3.0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="num_classes \\+ 2 = 5 channels"):
         detloss.SeesawLoss(num_classes=3)(torch.zeros(2, 4), torch.zeros(2, dtype=torch.long))
     with pytest.raises(ValueError, match=r"cum_samples must have shape \(4,\)"):
