@@ -112,27 +112,25 @@ def _bin_index(g: Tensor, valid: Tensor, edges: Tensor) -> Tensor:
     return torch.where(valid & (index >= 0), index, bins)
 
 
-def _statistics(g: Tensor, label_weight: Tensor, edges: Tensor, count_total: bool) -> Tensor:
-    valid = label_weight > 0
-    index = _bin_index(g, valid, edges).reshape(-1)
-    counts = torch.zeros(edges.numel(), dtype=torch.int64, device=g.device)
-    counts = counts.scatter_add(0, index, torch.ones_like(index))
-    total = valid.sum() if count_total else label_weight.sum(dtype=torch.float64)
+def _statistics(index: Tensor, label_weight: Tensor, bins: int, count_total: bool) -> Tensor:
+    """The histogram of the bin indices (``bins`` counts) and the total, as float64."""
+    flat = index.reshape(-1)
+    counts = torch.zeros(bins + 1, dtype=torch.int64, device=index.device)
+    counts = counts.scatter_add(0, flat, torch.ones_like(flat))
+    total = (label_weight > 0).sum() if count_total else label_weight.sum(dtype=torch.float64)
     return torch.cat([counts[:-1].to(torch.float64), total.to(torch.float64).reshape(1)])
 
 
 def _harmonising_weight(
-    g: Tensor, label_weight: Tensor, edges: Tensor, statistics: Tensor, density: Tensor | None
+    index: Tensor, statistics: Tensor, density: Tensor | None, dtype: torch.dtype
 ) -> tuple[Tensor, Tensor]:
     """Each element's weight ``total / (n * density_b)`` (0 if invalid) and ``total``."""
-    dtype = g.dtype
-    counts = statistics[:-1].to(g.device)
-    total = statistics[-1].to(device=g.device, dtype=dtype).clamp_min(1)
+    counts = statistics[:-1].to(index.device)
+    total = statistics[-1].to(device=index.device, dtype=dtype).clamp_min(1)
     filled = counts > 0
     n = filled.sum().to(dtype)
-    d = counts if density is None else density.to(g.device)
+    d = counts if density is None else density.to(index.device)
     per_bin = torch.where(filled, total / torch.where(filled, n * d.to(dtype), 1), 0)
-    index = _bin_index(g, label_weight > 0, edges)
     return F.pad(per_bin, (0, 1))[index], total
 
 
@@ -166,9 +164,10 @@ def ghmc_statistics(
     """One step's GHM-C statistics: float64 ``(count_0, ..., count_{bins-1}, total)``, where
     ``total`` is the number of valid elements (not clamped: sum over ranks first)."""
     x, t, lw = _classification_pair(pred, target, label_weight)
-    return _statistics(
-        _classification_norm(x, t), lw, ghm_edges(bins, GHMC_LAST_EDGE, x.device), True
+    index = _bin_index(
+        _classification_norm(x, t), lw > 0, ghm_edges(bins, GHMC_LAST_EDGE, x.device)
     )
+    return _statistics(index, lw, bins, True)
 
 
 def ghmr_statistics(
@@ -182,9 +181,10 @@ def ghmr_statistics(
     ``total`` is the sum of ``label_weight`` (not clamped: sum over ranks first)."""
     m = check_number(mu, "mu", low=0.0, strict=True)
     p, t, lw = _regression_pair(pred, target, label_weight)
-    return _statistics(
-        _regression_norm(p - t, m), lw, ghm_edges(bins, GHMR_LAST_EDGE, p.device), False
+    index = _bin_index(
+        _regression_norm(p - t, m), lw > 0, ghm_edges(bins, GHMR_LAST_EDGE, p.device)
     )
+    return _statistics(index, lw, bins, False)
 
 
 def ghmc_loss(
@@ -222,10 +222,11 @@ def ghmc_loss(
     check_bins(bins)
     _check_statistics(statistics, density, bins)
     x, t, lw = _classification_pair(pred, target, label_weight)
-    edges = ghm_edges(bins, GHMC_LAST_EDGE, x.device)
-    g = _classification_norm(x, t)
-    stats = _statistics(g, lw, edges, True) if statistics is None else statistics
-    weights, total = _harmonising_weight(g, lw, edges, stats, density)
+    index = _bin_index(
+        _classification_norm(x, t), lw > 0, ghm_edges(bins, GHMC_LAST_EDGE, x.device)
+    )
+    stats = _statistics(index, lw, bins, True) if statistics is None else statistics
+    weights, total = _harmonising_weight(index, stats, density, x.dtype)
     loss = F.binary_cross_entropy_with_logits(x, t, reduction="none")
     return _reduce(loss, weights, total, reduction, avg_factor)
 
@@ -284,10 +285,9 @@ def ghmr_loss(
     check_bins(bins)
     _check_statistics(statistics, density, bins)
     p, t, lw = _regression_pair(pred, target, label_weight)
-    edges = ghm_edges(bins, GHMR_LAST_EDGE, p.device)
     d = p - t
-    g = _regression_norm(d, m)
-    stats = _statistics(g, lw, edges, False) if statistics is None else statistics
-    weights, total = _harmonising_weight(g, lw, edges, stats, density)
+    index = _bin_index(_regression_norm(d, m), lw > 0, ghm_edges(bins, GHMR_LAST_EDGE, p.device))
+    stats = _statistics(index, lw, bins, False) if statistics is None else statistics
+    weights, total = _harmonising_weight(index, stats, density, p.dtype)
     loss = (d * d + m * m).sqrt() - m
     return _reduce(loss, weights, total, reduction, avg_factor)
