@@ -106,11 +106,29 @@ def _patched(module: Any, name: str, value: Any) -> Iterator[None]:
 
 
 def _gather() -> list[LossCase]:
+    from tests.cases_bounded_iou import BOUNDED_IOU_CASES
     from tests.cases_classification import CLASSIFICATION_CASES
+    from tests.cases_dice import DICE_CASES
+    from tests.cases_distillation import DISTILLATION_CASES
+    from tests.cases_eqlv2 import EQLV2_CASES
+    from tests.cases_gaussian_focal import GAUSSIAN_FOCAL_CASES
+    from tests.cases_ghm import GHM_CASES
     from tests.cases_iou import IOU_CASES
     from tests.cases_regression import REGRESSION_CASES
+    from tests.cases_seesaw import SEESAW_CASES
 
-    return [*REGRESSION_CASES, *IOU_CASES, *CLASSIFICATION_CASES]
+    return [
+        *REGRESSION_CASES,
+        *IOU_CASES,
+        *CLASSIFICATION_CASES,
+        *BOUNDED_IOU_CASES,
+        *GHM_CASES,
+        *SEESAW_CASES,
+        *GAUSSIAN_FOCAL_CASES,
+        *DISTILLATION_CASES,
+        *EQLV2_CASES,
+        *DICE_CASES,
+    ]
 
 
 CASES: list[LossCase] = _gather()

@@ -39,7 +39,31 @@ def global_avg_factor(value: float | Tensor, *, min_value: float = 1.0) -> Tenso
         raise ValueError(f"value must be a scalar, got shape {tuple(tensor.shape)}")
     dtype = torch.float64 if tensor.dtype == torch.float64 else torch.float32
     tensor = tensor.detach().reshape(()).to(dtype=dtype, copy=True)
-    if dist.is_available() and dist.is_initialized():
+    if _group_initialised():
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         tensor = tensor / dist.get_world_size()
     return tensor.clamp_min(floor)
+
+
+def _group_initialised() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def world_size() -> int:
+    """The number of ranks of the default process group (1 without an initialised group)."""
+    return dist.get_world_size() if _group_initialised() else 1
+
+
+def sum_over_ranks(statistics: Tensor) -> Tensor:
+    """``statistics`` summed over the ranks of the default process group (a copy, all-reduced).
+
+    The stateful losses (GHM-C/GHM-R's gradient-density histogram, Seesaw's class counts, EQLv2's
+    accumulated gradients) sum one step's statistics with this before updating their state, so that
+    every rank holds the state of the concatenated batch. Without an initialised process group it
+    returns ``statistics`` unchanged. Collective: every rank must call it.
+    """
+    if not _group_initialised():
+        return statistics
+    total = statistics.detach().clone()
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return total

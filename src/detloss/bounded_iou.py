@@ -1,0 +1,86 @@
+"""The Bounded IoU loss (Tychsen-Smith & Petersson, "Improving Object Localization with Fitness NMS
+and Bounded IoU Loss", CVPR 2018), in mmdetection's form (``bounded_iou_loss``).
+
+For ``pred`` and ``target`` boxes ``(x1, y1, x2, y2)`` with centres ``(x, y)``, sizes ``(w, h)``
+(target: ``x_t, y_t, w_t, h_t``) and ``dx = x_t - x``, ``dy = y_t - y``, each coordinate gets an
+upper bound of ``1 - IoU`` when only that coordinate differs from the target:
+
+    l_x = 1 - max((w_t - 2 |dx|) / (w_t + 2 |dx| + eps), 0)
+    l_y = 1 - max((h_t - 2 |dy|) / (h_t + 2 |dy| + eps), 0)
+    l_w = 1 - min(w_t / (w + eps), w / (w_t + eps))
+    l_h = 1 - min(h_t / (h + eps), h / (h_t + eps))
+
+and the loss is Smooth L1 of each bound against 0: ``0.5 l^2 / beta`` where ``l < beta``, else
+``l - 0.5 beta`` (mmdetection's one-sided test: a negative ``l``, which only degenerate targets with
+negative sizes give, stays on the quadratic branch). ``beta = 0`` gives ``l`` itself (mmdetection's
+expression divides by 0 there). The target's centres and sizes are constants: the target receives
+no gradient, as in mmdetection (which computes them under ``torch.no_grad()``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from detloss._checks import check_number, prepare_pair
+from detloss.reduction import weight_reduce_loss
+
+
+def _centre_size(boxes: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    x1, y1, x2, y2 = boxes.unbind(-1)
+    return (x1 + x2) * 0.5, (y1 + y2) * 0.5, x2 - x1, y2 - y1
+
+
+def _centre_bound(size_t: Tensor, offset: Tensor, eps: float) -> Tensor:
+    span = 2 * offset.abs()
+    return 1 - ((size_t - span) / (size_t + span + eps)).clamp_min(0)
+
+
+def _size_bound(size: Tensor, size_t: Tensor, eps: float) -> Tensor:
+    return 1 - torch.minimum(size_t / (size + eps), size / (size_t + eps))
+
+
+def bounded_iou_loss(
+    pred: Tensor,
+    target: Tensor,
+    beta: float = 0.2,
+    eps: float = 1e-3,
+    *,
+    weight: Tensor | None = None,
+    reduction: str = "mean",
+    avg_factor: float | Tensor | None = None,
+) -> Tensor:
+    """Bounded IoU loss of ``xyxy`` boxes, one term per coordinate (mmdetection's defaults).
+
+    Args:
+        pred: predicted boxes ``(..., 4)`` as ``(x1, y1, x2, y2)``.
+        target: target boxes of the same shape; no gradient flows to them.
+        beta: Smooth L1's transition point (``>= 0``, default 0.2).
+        eps: added to each denominator (``> 0``, default 1e-3).
+        weight, reduction, avg_factor: see :func:`detloss.reduction.weight_reduce_loss`; the
+            element-wise loss has shape ``(..., 4)`` (``(l_x, l_y, l_w, l_h)`` after Smooth L1), so
+            a per-box weight is given as ``(..., 1)``.
+
+    Returns:
+        ``(..., 4)`` for "none", a scalar otherwise; float32 for float16/bfloat16 boxes.
+    """
+    b = check_number(beta, "beta", low=0.0, strict=False)
+    e = check_number(eps, "eps", low=0.0, strict=True)
+    p, t = prepare_pair(pred, target)
+    if p.shape[-1:] != (4,):
+        raise ValueError(f"boxes must have shape (..., 4), got {tuple(p.shape)}")
+    x, y, w, h = _centre_size(p)
+    x_t, y_t, w_t, h_t = _centre_size(t.detach())
+    bounds = torch.stack(
+        [
+            _centre_bound(w_t, x_t - x, e),
+            _centre_bound(h_t, y_t - y, e),
+            _size_bound(w, w_t, e),
+            _size_bound(h, h_t, e),
+        ],
+        dim=-1,
+    )
+    loss = (
+        bounds if b == 0 else torch.where(bounds < b, 0.5 * bounds * bounds / b, bounds - 0.5 * b)
+    )
+    return weight_reduce_loss(loss, weight, reduction, avg_factor)

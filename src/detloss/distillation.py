@@ -1,0 +1,55 @@
+"""Knowledge distillation by KL divergence (Hinton, Vinyals & Dean, "Distilling the Knowledge in a
+Neural Network", 2015), mmdetection's ``knowledge_distillation_kl_div_loss`` (used by LD and
+GFL-based distillation heads).
+
+With temperature ``T``, student logits ``z`` and teacher logits ``s`` (rows of ``C`` classes):
+
+    loss = T^2 * (1 / C) sum_c q_c (log q_c - log_softmax(z / T)_c),   q = softmax(s / T)
+
+i.e. ``T^2`` times the class-wise mean (mmdetection's ``.mean(1)``, not the sum: the KL divergence
+divided by ``C``) of PyTorch's ``kl_div`` terms; ``q_c = 0`` contributes 0. ``T^2`` keeps the
+gradient's scale independent of ``T``. The teacher's distribution is a constant unless
+``detach_target=False``.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from detloss._checks import check_number, prepare_pair
+from detloss.reduction import weight_reduce_loss
+
+
+def knowledge_distillation_kl_div_loss(
+    pred: Tensor,
+    soft_label: Tensor,
+    T: float = 10.0,  # noqa: N803 - mmdetection's name
+    *,
+    detach_target: bool = True,
+    weight: Tensor | None = None,
+    reduction: str = "mean",
+    avg_factor: float | Tensor | None = None,
+) -> Tensor:
+    """KL-divergence distillation loss per row (mmdetection's convention, default ``T = 10``).
+
+    Args:
+        pred: student logits ``(N, C)``.
+        soft_label: teacher logits ``(N, C)``.
+        T: temperature (``> 0``; the module requires ``>= 1``, as mmdetection).
+        detach_target: treat the teacher's distribution as a constant (default, mmdetection's).
+        weight, reduction, avg_factor: see :func:`detloss.reduction.weight_reduce_loss`.
+
+    Returns:
+        ``(N,)`` for "none", a scalar otherwise.
+    """
+    temperature = check_number(T, "T", low=0.0, strict=True)
+    z, s = prepare_pair(pred, soft_label)
+    if z.dim() != 2:
+        raise ValueError(f"pred and soft_label must be (N, C), got {tuple(z.shape)}")
+    target = F.softmax(s / temperature, dim=1)
+    if detach_target:
+        target = target.detach()
+    log_student = F.log_softmax(z / temperature, dim=1)
+    kl = F.kl_div(log_student, target, reduction="none").mean(dim=1)
+    return weight_reduce_loss(kl * (temperature * temperature), weight, reduction, avg_factor)

@@ -1,0 +1,32 @@
+"""Catalogue entries for the Seesaw loss (see ``tests/catalogue.py``).
+
+The compensation factor uses the detached softmax (mmdetection's ``cls_score.detach()``), so it is
+held constant in the gradient checks.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import Tensor
+
+import detloss
+from tests.catalogue import LossCase
+
+C = 6
+_case = functools.partial(LossCase, detached=("detloss.seesaw._log_compensation",))
+
+
+def _inputs(n: int, dtype: torch.dtype, g: torch.Generator) -> tuple[Tensor, ...]:
+    logits = torch.randn(n, C, generator=g, dtype=torch.float64) * 3
+    labels = torch.randint(0, C + 1, (n,), generator=g)  # C = background: contributes 0
+    counts = torch.randint(0, 500, (C,), generator=g).to(torch.float64)
+    return logits.to(dtype), labels, counts.to(dtype)
+
+
+SEESAW_CASES = [
+    _case("seesaw", detloss.seesaw_ce_loss, _inputs),
+    LossCase("seesaw_p_only", detloss.seesaw_ce_loss, _inputs, {"p": 1.5, "q": 0.0}),
+    _case("seesaw_q_only", detloss.seesaw_ce_loss, _inputs, {"p": 0.0, "q": 3.0, "eps": 0.1}),
+]
