@@ -42,7 +42,7 @@ def test_every_public_functional_loss_is_catalogued() -> None:
 def test_dynamic_compile_does_not_recompile_when_the_size_changes(case: LossCase) -> None:
     counter = CompileCounter()
     compiled = torch.compile(case.fn, fullgraph=True, dynamic=True, backend=counter)
-    for n in (7, 13, 29):
+    for n in (17, 23, 31):  # sizes that equal no other dimension (duck sizing)
         inputs = case.inputs(n, torch.float32, seed=n)
         torch.testing.assert_close(compiled(*inputs, **case.kwargs), case(*inputs))
     assert counter.frame_count == 1
@@ -68,7 +68,15 @@ def test_gradcheck_float64(case: LossCase, reduction: str) -> None:
         )
 
 
-@pytest.mark.parametrize("path", sorted({path for case in CASES for path in case.detached}))
+# GHM's weights are piecewise constant in the inputs (a histogram of gradient norms): finite
+# differences see them change only across a bin edge, so they need the declaration without
+# changing the gradient of general inputs.
+PIECEWISE_CONSTANT = {"detloss.ghm._harmonising_weight"}
+
+
+@pytest.mark.parametrize(
+    "path", sorted({path for case in CASES for path in case.detached} - PIECEWISE_CONSTANT)
+)
 def test_each_detached_term_changes_the_gradient(path: str) -> None:
     # Without holding it fixed the finite differences see the detached term vary in at least one
     # case: the declaration is needed, and the frozen gradcheck above checks the surrogate gradient.
