@@ -169,6 +169,10 @@ def _prepare_boxes(
 
 # --- pairwise geometry, shared by box_iou and every IoU loss -------------------------------------
 
+EPS_AREA_RANGE: tuple[float, float] = (1e-18, 1e18)
+"""The range ``eps`` is clamped to once divided by ``s^2`` (:func:`_pair`): below it a product of
+two such numbers underflows, above it its square overflows (float32)."""
+
 
 def _pair_max(a: Tensor, b: Tensor) -> Tensor:
     """Element-wise ``max(a, b)``; at a tie the gradient goes to ``a``."""
@@ -180,65 +184,95 @@ def _pair_min(a: Tensor, b: Tensor) -> Tensor:
     return a.clamp(max=b)
 
 
-class _Pair(NamedTuple):
-    """The terms every IoU kind of a box pair uses (``(...)`` tensors): the corners of the
-    prediction ``p`` and the target ``t``, their sizes, ``iou = I / (U + eps)`` and the union
-    ``U``."""
+def _halves(box: _Corners) -> _Corners:
+    """Half of each coordinate, with ``x2 < x1`` read as ``x2 = x1`` (likewise y): differences of
+    halves stay finite for any finite coordinates."""
+    x1, y1, x2, y2 = (c * 0.5 for c in box)
+    return _Corners(x1, y1, _pair_max(x2, x1), _pair_max(y2, y1))
 
-    p: _Corners
-    t: _Corners
+
+class _Pair(NamedTuple):
+    """The terms every IoU kind of a box pair uses (``(...)`` tensors), lengths in units of ``s``,
+    the larger side of the pair's enclosing box: the sizes of the prediction and the target and
+    of the enclosing box, ``iou = I / (U + eps)``, the union ``U``, ``eps`` in these units
+    (``eps / s^2``, or ``eps`` itself when relative, clamped to :data:`EPS_AREA_RANGE`), ``1 / s``
+    (detached) and the halved corners (for the centres)."""
+
     w: Tensor
     h: Tensor
     w_gt: Tensor
     h_gt: Tensor
+    c_w: Tensor
+    c_h: Tensor
     iou: Tensor
     union: Tensor
+    eps: Tensor | float
+    scale: Tensor
+    p: _Corners
+    t: _Corners
 
 
-def _pair(p: _Corners, t: _Corners, eps: float) -> _Pair:
-    """The :class:`_Pair` of corresponding boxes ``p`` (the prediction) and ``t``."""
-    w, h = (p.x2 - p.x1).clamp(min=0), (p.y2 - p.y1).clamp(min=0)
-    w_gt, h_gt = (t.x2 - t.x1).clamp(min=0), (t.y2 - t.y1).clamp(min=0)
+def _pair(p: _Corners, t: _Corners, eps: float, relative_eps: bool = False) -> _Pair:
+    """The :class:`_Pair` of corresponding boxes ``p`` (the prediction) and ``t``.
+
+    Every term is a ratio of lengths or areas, so dividing the lengths by ``s`` (a constant for
+    the gradient) and ``eps`` by ``s^2`` changes no value and no gradient, while no area or
+    squared length can overflow or underflow. Where the union is 0 (two zero-area boxes) ``iou``
+    is 0 with a zero gradient: to first order no move of one box gives them an intersection.
+    """
+    p, t = _halves(p), _halves(t)
+    w, h, w_gt, h_gt = p.x2 - p.x1, p.y2 - p.y1, t.x2 - t.x1, t.y2 - t.y1
     inter_w = (_pair_min(p.x2, t.x2) - _pair_max(p.x1, t.x1)).clamp(min=0)
     inter_h = (_pair_min(p.y2, t.y2) - _pair_max(p.y1, t.y1)).clamp(min=0)
+    c_w = _pair_max(p.x2, t.x2) - _pair_min(p.x1, t.x1)
+    c_h = _pair_max(p.y2, t.y2) - _pair_min(p.y1, t.y1)
+    half_s = torch.maximum(c_w, c_h).detach().clamp(min=torch.finfo(c_w.dtype).tiny)
+    r = half_s.reciprocal()  # halved lengths times r are lengths divided by s
+    w, h, w_gt, h_gt, inter_w, inter_h, c_w, c_h = (
+        length * r for length in (w, h, w_gt, h_gt, inter_w, inter_h, c_w, c_h)
+    )
+    low, high = EPS_AREA_RANGE
+    eps_area = min(max(eps, low), high) if relative_eps else (r * r * (eps * 0.25)).clamp(low, high)
     inter = inter_w * inter_h
     union = w * h + w_gt * h_gt - inter
-    return _Pair(p, t, w, h, w_gt, h_gt, inter / (union + eps), union)
+    iou = torch.where(union > 0, inter / (union + eps_area), 0.0)
+    return _Pair(w, h, w_gt, h_gt, c_w, c_h, iou, union, eps_area, r * 0.5, p, t)
 
 
-def _enclosing_size(g: _Pair) -> tuple[Tensor, Tensor]:
-    """``(c_w, c_h)``: the size of the smallest box enclosing both boxes of the pair."""
-    p, t = g.p, g.t
-    c_w = (_pair_max(p.x2, t.x2) - _pair_min(p.x1, t.x1)).clamp(min=0)
-    c_h = (_pair_max(p.y2, t.y2) - _pair_min(p.y1, t.y1)).clamp(min=0)
-    return c_w, c_h
+def _length_eps(g: _Pair, eps: float, relative_eps: bool) -> Tensor | float:
+    """``eps`` added to a length (SIoU's ``max(w, w_gt) + eps``) in the units of :class:`_Pair`."""
+    low, high = (bound**0.5 for bound in EPS_AREA_RANGE)
+    return min(max(eps, low), high) if relative_eps else (g.scale * eps).clamp(low, high)
 
 
 def _centre_offset(g: _Pair) -> tuple[Tensor, Tensor]:
-    """``(dx, dy)``: from the prediction's centre to the target's."""
+    """``(dx, dy)``: from the prediction's centre to the target's, in units of ``s``."""
     p, t = g.p, g.t
-    return (t.x1 + t.x2 - p.x1 - p.x2) * 0.5, (t.y1 + t.y2 - p.y1 - p.y2) * 0.5
+    return (
+        ((t.x1 - p.x1) + (t.x2 - p.x2)) * g.scale,
+        ((t.y1 - p.y1) + (t.y2 - p.y2)) * g.scale,
+    )
 
 
-def _giou(g: _Pair, eps: float) -> Tensor:
-    """``IoU - (C - U) / (C + eps)``, ``C`` the enclosing box's area (Rezatofighi et al., CVPR 2019)."""
-    c_w, c_h = _enclosing_size(g)
-    enclose = c_w * c_h
-    return g.iou - (enclose - g.union) / (enclose + eps)
+def _giou(g: _Pair) -> Tensor:
+    """``IoU - (C - U) / (C + eps)``, ``C`` the enclosing box's area (Rezatofighi et al., CVPR
+    2019). Where ``C`` is 0 (the pair on one line) the penalty is 0 with a zero gradient: its
+    one-sided derivative there is ``side / eps``, GIoU's jump from 0 to 1 within ``eps``."""
+    enclose = g.c_w * g.c_h
+    penalty = torch.where(enclose > 0, (enclose - g.union) / (enclose + g.eps), 0.0)
+    return g.iou - penalty
 
 
-def _centre_distance(
-    offset: tuple[Tensor, Tensor], enclosing: tuple[Tensor, Tensor], eps: float
-) -> Tensor:
+def _centre_distance(offset: tuple[Tensor, Tensor], g: _Pair) -> Tensor:
     """DIoU's penalty ``rho^2 / (c^2 + eps)``: the squared centre distance over the squared
-    diagonal of the enclosing box (Zheng et al., AAAI 2020)."""
-    (d_x, d_y), (c_w, c_h) = offset, enclosing
-    return (d_x * d_x + d_y * d_y) / (c_w * c_w + c_h * c_h + eps)
+    diagonal of the enclosing box (Zheng et al., AAAI 2020), in [0, 1]."""
+    d_x, d_y = offset
+    return (d_x * d_x + d_y * d_y) / (g.c_w * g.c_w + g.c_h * g.c_h + g.eps)
 
 
-def _diou(g: _Pair, eps: float) -> Tensor:
+def _diou(g: _Pair) -> Tensor:
     """``IoU - rho^2 / (c^2 + eps)``."""
-    return g.iou - _centre_distance(_centre_offset(g), _enclosing_size(g), eps)
+    return g.iou - _centre_distance(_centre_offset(g), g)
 
 
 def _ciou_alpha(v: Tensor, iou: Tensor, eps: float, alpha_gate: float | None) -> Tensor:
@@ -259,25 +293,31 @@ def _aspect_penalty(g: _Pair, eps: float, alpha_gate: float | None) -> Tensor:
     ``atan(a) - atan(b) = atan((a - b) / (1 + ab))`` (valid for ``a, b >= 0``): one atan and no
     division by a height, so zero-height boxes have finite gradients (``atan(w / h)`` has NaN
     gradients at h = 0), and a zero-size box, whose aspect ratio is undefined, adds ``v = 0``.
+    ``eps`` is the dimensionless one of ``alpha``; the area's is ``g.eps``.
     """
     w, h, w_gt, h_gt = g.w, g.h, g.w_gt, g.h_gt
-    angle = torch.atan((w_gt * h - w * h_gt) / (h_gt * h + w_gt * w + eps))
+    angle = torch.atan((w_gt * h - w * h_gt) / (h_gt * h + w_gt * w + g.eps))
     v = _FOUR_OVER_PI_SQUARED * angle * angle
     return _ciou_alpha(v, g.iou, eps, alpha_gate) * v
 
 
 def _iou_of_kind(
-    kind: IoUKind, p: _Corners, t: _Corners, eps: float, alpha_gate: float | None = None
+    kind: IoUKind,
+    p: _Corners,
+    t: _Corners,
+    eps: float,
+    alpha_gate: float | None = None,
+    relative_eps: bool = False,
 ) -> Tensor:
     """IoU, GIoU, DIoU (``IoU - rho^2 / (c^2 + eps)``) or CIoU (``DIoU - alpha v``) of pairs."""
-    g = _pair(p, t, eps)
+    g = _pair(p, t, eps, relative_eps)
     if kind == "iou":
         return g.iou
     if kind == "giou":
-        return _giou(g, eps)
+        return _giou(g)
     if kind == "diou":
-        return _diou(g, eps)
-    return _diou(g, eps) - _aspect_penalty(g, eps, alpha_gate)
+        return _diou(g)
+    return _diou(g) - _aspect_penalty(g, eps, alpha_gate)
 
 
 def check_kind(kind: object) -> IoUKind:

@@ -15,6 +15,13 @@ cases: ``docs/boxes.md``). A loss of boxes that do not overlap has a zero gradie
 IoU term (the intersection is constant 0 there): :func:`iou_loss` cannot move such boxes; the
 penalty terms of the other losses can. Gradients are autograd's, with the conventions at kinks
 of :mod:`detloss.boxes`.
+
+``eps`` is an area in the boxes' units, as in mmdetection (1e-6 by default): with coordinates
+normalised to [0, 1] (DETR, YOLO) it is not small, e.g. a 1e-3 x 1e-3 box has IoU 0.5 with
+itself. ``relative_eps=True`` makes the losses scale-free: ``eps`` is then relative to ``s^2``,
+``s`` the larger side of the pair's enclosing box, and the loss of boxes ``k * b`` is the loss
+of ``b`` for every ``k > 0``. Either way the geometry is computed in units of ``s``, so any
+finite coordinates give a finite loss.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from detloss.boxes import (
     _centre_distance,
     _centre_offset,
     _corners,
-    _enclosing_size,
+    _length_eps,
     _pair,
     _pair_max,
     _prepare_boxes,
@@ -87,6 +94,7 @@ def iou_loss(
     mode: str = "log",
     eps: float = EPS,
     *,
+    relative_eps: bool = False,
     box_format: str = "xyxy",
     check_boxes: bool = False,
     weight: Tensor | None = None,
@@ -113,7 +121,7 @@ def iou_loss(
     eps = check_number(eps, "eps", low=0.0, strict=True)
 
     def loss_of(p: Tensor, t: Tensor, fmt: BoxFormat) -> Tensor:
-        iou = iou_of_kind("iou", p, t, fmt, eps).clamp(min=eps)
+        iou = iou_of_kind("iou", p, t, fmt, eps, None, relative_eps).clamp(min=eps)
         if mode == "linear":
             return 1 - iou
         if mode == "square":
@@ -130,6 +138,7 @@ def giou_loss(
     target: Tensor,
     eps: float = EPS,
     *,
+    relative_eps: bool = False,
     box_format: str = "xyxy",
     check_boxes: bool = False,
     weight: Tensor | None = None,
@@ -145,7 +154,7 @@ def giou_loss(
     """
     eps = check_number(eps, "eps", low=0.0, strict=True)
     return _box_loss(
-        lambda p, t, fmt: 1 - iou_of_kind("giou", p, t, fmt, eps),
+        lambda p, t, fmt: 1 - iou_of_kind("giou", p, t, fmt, eps, None, relative_eps),
         pred,
         target,
         eps,
@@ -162,6 +171,7 @@ def diou_loss(
     target: Tensor,
     eps: float = EPS,
     *,
+    relative_eps: bool = False,
     box_format: str = "xyxy",
     check_boxes: bool = False,
     weight: Tensor | None = None,
@@ -176,7 +186,7 @@ def diou_loss(
     """
     eps = check_number(eps, "eps", low=0.0, strict=True)
     return _box_loss(
-        lambda p, t, fmt: 1 - iou_of_kind("diou", p, t, fmt, eps),
+        lambda p, t, fmt: 1 - iou_of_kind("diou", p, t, fmt, eps, None, relative_eps),
         pred,
         target,
         eps,
@@ -194,6 +204,7 @@ def ciou_loss(
     eps: float = EPS,
     *,
     alpha_gate: float | None = None,
+    relative_eps: bool = False,
     box_format: str = "xyxy",
     check_boxes: bool = False,
     weight: Tensor | None = None,
@@ -214,7 +225,7 @@ def ciou_loss(
     eps = check_number(eps, "eps", low=0.0, strict=True)
     gate = check_alpha_gate(alpha_gate)
     return _box_loss(
-        lambda p, t, fmt: 1 - iou_of_kind("ciou", p, t, fmt, eps, gate),
+        lambda p, t, fmt: 1 - iou_of_kind("ciou", p, t, fmt, eps, gate, relative_eps),
         pred,
         target,
         eps,
@@ -231,6 +242,7 @@ def eiou_loss(
     target: Tensor,
     eps: float = EPS,
     *,
+    relative_eps: bool = False,
     box_format: str = "xyxy",
     check_boxes: bool = False,
     weight: Tensor | None = None,
@@ -247,11 +259,12 @@ def eiou_loss(
     eps = check_number(eps, "eps", low=0.0, strict=True)
 
     def loss_of(p: Tensor, t: Tensor, fmt: BoxFormat) -> Tensor:
-        g = _pair(_corners(p, fmt), _corners(t, fmt), eps)
-        c_w, c_h = enclosing = _enclosing_size(g)
+        g = _pair(_corners(p, fmt), _corners(t, fmt), eps, relative_eps)
         excess_w, excess_h = g.w - g.w_gt, g.h - g.h_gt
-        shape = excess_w * excess_w / (c_w * c_w + eps) + excess_h * excess_h / (c_h * c_h + eps)
-        return 1 - g.iou + _centre_distance(_centre_offset(g), enclosing, eps) + shape
+        shape = excess_w * excess_w / (g.c_w * g.c_w + g.eps) + excess_h * excess_h / (
+            g.c_h * g.c_h + g.eps
+        )
+        return 1 - g.iou + _centre_distance(_centre_offset(g), g) + shape
 
     return _box_loss(
         loss_of, pred, target, eps, box_format, check_boxes, weight, reduction, avg_factor
@@ -264,6 +277,7 @@ def siou_loss(
     eps: float = EPS,
     theta: float = 4.0,
     *,
+    relative_eps: bool = False,
     box_format: str = "xyxy",
     check_boxes: bool = False,
     weight: Tensor | None = None,
@@ -291,17 +305,18 @@ def siou_loss(
     theta = check_number(theta, "theta", low=1.0, strict=False)
 
     def loss_of(p: Tensor, t: Tensor, fmt: BoxFormat) -> Tensor:
-        g = _pair(_corners(p, fmt), _corners(t, fmt), eps)
-        (d_x, d_y), (c_w, c_h) = _centre_offset(g), _enclosing_size(g)
-        angle = 2 * (d_x.abs() * d_y.abs()) / (d_x * d_x + d_y * d_y + eps)
+        g = _pair(_corners(p, fmt), _corners(t, fmt), eps, relative_eps)
+        d_x, d_y = _centre_offset(g)
+        angle = 2 * (d_x.abs() * d_y.abs()) / (d_x * d_x + d_y * d_y + g.eps)
+        size_eps = _length_eps(g, eps, relative_eps)
 
         def axis_cost(d: Tensor, c: Tensor, size: Tensor, size_gt: Tensor) -> Tensor:
             # distance cost 1 - exp(-(2 - Lambda) rho_t) + shape cost (1 - exp(-omega_t))^theta
-            distance = -torch.expm1((angle - 2) * (d * d / (c * c + eps)))
-            omega = (size - size_gt).abs() / (_pair_max(size, size_gt) + eps)
+            distance = -torch.expm1((angle - 2) * (d * d / (c * c + g.eps)))
+            omega = (size - size_gt).abs() / (_pair_max(size, size_gt) + size_eps)
             return distance + (-torch.expm1(-omega)) ** theta
 
-        cost = axis_cost(d_x, c_w, g.w, g.w_gt) + axis_cost(d_y, c_h, g.h, g.h_gt)
+        cost = axis_cost(d_x, g.c_w, g.w, g.w_gt) + axis_cost(d_y, g.c_h, g.h, g.h_gt)
         return 1 - g.iou + cost * 0.5
 
     return _box_loss(
