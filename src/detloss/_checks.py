@@ -57,14 +57,21 @@ def prepare_pair(pred: object, target: object) -> tuple[Tensor, Tensor]:
     return pred_t.to(dtype), target_t.to(dtype)
 
 
-def check_number(value: object, name: str, *, low: float, strict: bool) -> float:
-    """Return ``value`` as a float after checking ``value > low`` (``strict``) or ``value >= low``."""
+def check_number(
+    value: object, name: str, *, low: float, strict: bool, high: float = math.inf
+) -> float:
+    """Return ``value`` as a float after checking ``value > low`` (``strict``) or ``value >= low``,
+    and ``value <= high`` when ``high`` is finite."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond float's range
+        number = math.inf
     # Comparisons only (NaN fails both): math.isfinite cannot trace a symbolic float.
-    ok = (number > low if strict else number >= low) and number < math.inf
+    ok = (number > low if strict else number >= low) and number < math.inf and number <= high
     if not ok:
         bound = ">" if strict else ">="
-        raise ValueError(f"{name} must be a finite number {bound} {low:g}, got {value!r}")
+        upper = f" and <= {high:g}" if high < math.inf else ""
+        raise ValueError(f"{name} must be a finite number {bound} {low:g}{upper}, got {value!r}")
     return number

@@ -4,6 +4,10 @@ Every function takes ``pred`` and ``target`` of the same shape (no broadcasting)
 float16/bfloat16 inputs in float32, and reduces through :func:`detloss.reduction.weight_reduce_loss`
 (``weight``, ``reduction`` in {"none", "mean", "sum"}, ``avg_factor``). The element-wise values are
 PyTorch's own kernels where it has them, differentiated by autograd.
+
+Finite inputs give finite losses and gradients, except where the exact value exceeds the compute
+dtype's range: the L2 loss of a residual above about 1.8e19 (float32), or Huber's and Balanced
+L1's of a residual times a parameter beyond it.
 """
 
 from __future__ import annotations
@@ -17,21 +21,57 @@ from torch import Tensor
 from detloss._checks import check_number, prepare_pair
 from detloss.reduction import check_weight, weight_reduce_loss
 
+SIGMA_RANGE: tuple[float, float] = (1e-150, 1e150)
+"""Caffe's ``sigma``: beyond these ``beta = 1 / sigma^2`` is not a finite, non-zero float."""
+BALANCED_L1_RATIO_RANGE: tuple[float, float] = (1e-30, 80.0)
+"""Balanced L1's ``gamma / alpha``: ``b = exp(gamma / alpha) - 1`` and ``1 / b`` stay finite and
+non-zero in float32."""
+BALANCED_L1_BETA_RANGE: tuple[float, float] = (1e-30, 1e30)
+
 
 def resolve_beta(beta: float | None, sigma: float | None) -> float:
     """The Smooth L1 ``beta`` from either parameterisation: ``beta`` or Caffe's ``sigma`` (beta = 1/sigma^2).
 
-    Neither given means beta = 1.0; both given is an error.
+    Neither given means beta = 1.0; both given is an error. ``beta >= 0``; ``sigma`` in
+    :data:`SIGMA_RANGE`.
     """
     if beta is not None and sigma is not None:
         raise ValueError(
             f"give beta or sigma, not both (got beta={beta!r}, sigma={sigma!r}); beta = 1 / sigma**2"
         )
     if sigma is not None:
-        return 1.0 / check_number(sigma, "sigma", low=0.0, strict=True) ** 2
+        low, high = SIGMA_RANGE
+        inverse = 1.0 / check_number(sigma, "sigma", low=low, strict=False, high=high)
+        return inverse * inverse
     if beta is None:
         return 1.0
     return check_number(beta, "beta", low=0.0, strict=False)
+
+
+def _smooth_l1(pred: Tensor, target: Tensor, beta: float) -> Tensor:
+    """Element-wise Smooth L1: PyTorch's kernel, whose ``0.5 x**2 / beta`` overflows at ``x**2``
+    for ``beta`` above the square root of the dtype's largest number; there ``0.5 x (x / beta)``."""
+    if beta <= math.sqrt(torch.finfo(pred.dtype).max):
+        # PyTorch's kernel computes plain L1 when beta == 0 (value and gradient).
+        return F.smooth_l1_loss(pred, target, reduction="none", beta=beta)
+    x = (pred - target).abs()
+    return torch.where(x < beta, 0.5 * x * (x / beta), x - 0.5 * beta)
+
+
+def check_balanced_l1(alpha: float, gamma: float, beta: float) -> tuple[float, float, float]:
+    """Balanced L1's ``alpha, gamma > 0`` with ``gamma / alpha`` in :data:`BALANCED_L1_RATIO_RANGE`
+    and ``beta`` in :data:`BALANCED_L1_BETA_RANGE`; ``ValueError`` otherwise."""
+    a = check_number(alpha, "alpha", low=0.0, strict=True)
+    g = check_number(gamma, "gamma", low=0.0, strict=True)
+    low, high = BALANCED_L1_BETA_RANGE
+    b = check_number(beta, "beta", low=low, strict=False, high=high)
+    low, high = BALANCED_L1_RATIO_RANGE
+    if not low <= g / a <= high:
+        raise ValueError(
+            f"gamma / alpha must be in [{low:g}, {high:g}] (b = exp(gamma / alpha) - 1 and 1 / b "
+            f"must be finite in float32), got gamma={gamma!r}, alpha={alpha!r}"
+        )
+    return a, g, b
 
 
 def smooth_l1_loss(
@@ -57,7 +97,7 @@ def smooth_l1_loss(
             L1 with finite gradients (a ``torch.where`` formulation divides by zero in the unused
             branch and sends NaN into the gradient, PyTorch issue 96813; fvcore avoids it the same
             way, by computing L1 below ``beta < 1e-5``).
-        sigma: Caffe / py-faster-rcnn parameterisation, ``sigma > 0``; ``beta = 1 / sigma**2``.
+        sigma: Caffe / py-faster-rcnn parameterisation, in [1e-150, 1e150]; ``beta = 1 / sigma**2``.
             Give ``beta`` or ``sigma``, not both.
         weight, reduction, avg_factor: see :func:`detloss.reduction.weight_reduce_loss`.
 
@@ -69,9 +109,7 @@ def smooth_l1_loss(
     """
     beta = resolve_beta(beta, sigma)
     pred, target = prepare_pair(pred, target)
-    # PyTorch's kernel computes plain L1 when beta == 0 (value and gradient).
-    loss = F.smooth_l1_loss(pred, target, reduction="none", beta=beta)
-    return weight_reduce_loss(loss, weight, reduction, avg_factor)
+    return weight_reduce_loss(_smooth_l1(pred, target, beta), weight, reduction, avg_factor)
 
 
 def huber_loss(
@@ -147,18 +185,21 @@ def balanced_l1_loss(
 
     The constant ``gamma/b - alpha*beta`` makes the two pieces meet at ``x = beta``. With the paper's
     ``beta = 1`` the gradient is ``alpha * log(b*x + 1)`` inside (promoting small, inlier residuals)
-    and ``gamma`` outside. Parameters: ``alpha > 0``, ``gamma > 0``, ``beta > 0``; defaults and
-    formula as the paper and mmdetection's ``BalancedL1Loss`` (whose formula, for ``beta != 1``,
-    is slightly negative near ``x = 0``; detloss reproduces it rather than changing the numbers).
+    and ``gamma`` outside. Parameters: ``alpha > 0``, ``gamma > 0``, ``gamma / alpha`` in
+    [1e-30, 80] (so that ``b`` and ``1 / b`` are finite in float32; the default is 3), ``beta`` in
+    [1e-30, 1e30]; defaults and formula as the paper and mmdetection's ``BalancedL1Loss`` (whose
+    formula, for ``beta != 1``, is slightly negative near ``x = 0``; detloss reproduces it rather
+    than changing the numbers).
     """
-    alpha = check_number(alpha, "alpha", low=0.0, strict=True)
-    gamma = check_number(gamma, "gamma", low=0.0, strict=True)
-    beta = check_number(beta, "beta", low=0.0, strict=True)
+    alpha, gamma, beta = check_balanced_l1(alpha, gamma, beta)
     b = math.expm1(gamma / alpha)
 
     pred, target = prepare_pair(pred, target)
     x = (pred - target).abs()
-    inner = alpha / b * (b * x + 1) * torch.log1p(b * x / beta) - alpha * x
+    # alpha / b (b x + 1) log(b x / beta + 1) - alpha x, written without b * x, on x clamped to
+    # the branch's own range (beta) so that the unused branch of large x overflows nowhere
+    near = x.clamp(max=beta)
+    inner = alpha * (near + 1 / b) * torch.log1p(near * (b / beta)) - alpha * near
     loss = torch.where(x < beta, inner, gamma * x + (gamma / b - alpha * beta))
     return weight_reduce_loss(loss, weight, reduction, avg_factor)
 
@@ -191,7 +232,7 @@ def caffe_smooth_l1_loss(
     Args:
         pred, target: tensors of the same shape.
         inside_weight, outside_weight: tensors that broadcast to ``pred``'s shape.
-        sigma: ``> 0``.
+        sigma: in [1e-150, 1e150].
         dim: the dimensions summed before the mean over the rest.
         reduction: "mean" (the layer's semantics), "sum", or "none" (the per-row sums).
     """
@@ -199,6 +240,6 @@ def caffe_smooth_l1_loss(
     pred, target = prepare_pair(pred, target)
     inside = check_weight(inside_weight, pred.shape, "inside_weight").to(pred.dtype)
     outside = check_weight(outside_weight, pred.shape, "outside_weight").to(pred.dtype)
-    f = F.smooth_l1_loss(inside * pred, inside * target, reduction="none", beta=beta)
+    f = _smooth_l1(inside * pred, inside * target, beta)
     per_row = (outside * f).sum(dim=dim)
     return weight_reduce_loss(per_row, reduction=reduction)

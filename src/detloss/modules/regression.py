@@ -11,6 +11,7 @@ from detloss.modules.base import WeightedLoss
 from detloss.registry import register_loss
 from detloss.regression import (
     balanced_l1_loss,
+    check_balanced_l1,
     huber_loss,
     l1_loss,
     mse_loss,
@@ -87,9 +88,7 @@ class BalancedL1Loss(WeightedLoss):
         loss_weight: float = 1.0,
     ) -> None:
         super().__init__(reduction, loss_weight)
-        self.alpha = check_number(alpha, "alpha", low=0.0, strict=True)
-        self.gamma = check_number(gamma, "gamma", low=0.0, strict=True)
-        self.beta = check_number(beta, "beta", low=0.0, strict=True)
+        self.alpha, self.gamma, self.beta = check_balanced_l1(alpha, gamma, beta)
 
     def loss(self, pred: Tensor, target: Tensor, **kwargs: Any) -> Tensor:
         return balanced_l1_loss(pred, target, self.alpha, self.gamma, self.beta, **kwargs)
