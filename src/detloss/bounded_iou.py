@@ -11,10 +11,13 @@ upper bound of ``1 - IoU`` when only that coordinate differs from the target:
     l_h = 1 - min(h_t / (h + eps), h / (h_t + eps))
 
 and the loss is Smooth L1 of each bound against 0: ``0.5 l^2 / beta`` where ``l < beta``, else
-``l - 0.5 beta`` (mmdetection's one-sided test: a negative ``l``, which only degenerate targets with
-negative sizes give, stays on the quadratic branch). ``beta = 0`` gives ``l`` itself (mmdetection's
+``l - 0.5 beta`` (mmdetection's one-sided test). ``beta = 0`` gives ``l`` itself (mmdetection's
 expression divides by 0 there). The target's centres and sizes are constants: the target receives
 no gradient, as in mmdetection (which computes them under ``torch.no_grad()``).
+
+Sizes are ``max(x2 - x1, 0)`` (mmdetection takes ``x2 - x1`` as it is): a box with ``x2 < x1`` has
+width 0, so every bound is in [0, 1] and its gradient at most about ``4 / eps``, where negative
+target sizes made mmdetection's bounds and gradients unbounded (``w_t / (w + eps)`` with ``w_t < 0``).
 """
 
 from __future__ import annotations
@@ -23,12 +26,13 @@ import torch
 from torch import Tensor
 
 from detloss._checks import check_number, prepare_pair
+from detloss.boxes import check_eps
 from detloss.reduction import weight_reduce_loss
 
 
 def _centre_size(boxes: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    x1, y1, x2, y2 = boxes.unbind(-1)
-    return (x1 + x2) * 0.5, (y1 + y2) * 0.5, x2 - x1, y2 - y1
+    x1, y1, x2, y2 = (c * 0.5 for c in boxes.unbind(-1))  # halves: no sum or difference overflows
+    return x1 + x2, y1 + y2, ((x2 - x1) * 2).clamp(min=0), ((y2 - y1) * 2).clamp(min=0)
 
 
 def _centre_bound(size_t: Tensor, offset: Tensor, eps: float) -> Tensor:
@@ -56,7 +60,7 @@ def bounded_iou_loss(
         pred: predicted boxes ``(..., 4)`` as ``(x1, y1, x2, y2)``.
         target: target boxes of the same shape; no gradient flows to them.
         beta: Smooth L1's transition point (``>= 0``, default 0.2).
-        eps: added to each denominator (``> 0``, default 1e-3).
+        eps: added to each denominator (in [1e-30, 1e30], default 1e-3).
         weight, reduction, avg_factor: see :func:`detloss.reduction.weight_reduce_loss`; the
             element-wise loss has shape ``(..., 4)`` (``(l_x, l_y, l_w, l_h)`` after Smooth L1), so
             a per-box weight is given as ``(..., 1)``.
@@ -65,7 +69,7 @@ def bounded_iou_loss(
         ``(..., 4)`` for "none", a scalar otherwise; float32 for float16/bfloat16 boxes.
     """
     b = check_number(beta, "beta", low=0.0, strict=False)
-    e = check_number(eps, "eps", low=0.0, strict=True)
+    e = check_eps(eps)
     p, t = prepare_pair(pred, target)
     if p.shape[-1:] != (4,):
         raise ValueError(f"boxes must have shape (..., 4), got {tuple(p.shape)}")

@@ -40,8 +40,16 @@ IoUKind: TypeAlias = Literal["iou", "giou", "diou", "ciou"]
 IOU_KINDS: tuple[str, ...] = ("iou", "giou", "diou", "ciou")
 EPS: float = 1e-6
 """Default ``eps`` of every IoU function (mmdetection's IoU-loss modules use 1e-6 too)."""
+EPS_RANGE: tuple[float, float] = (1e-30, 1e30)
+"""The accepted ``eps`` of the box losses: numbers float32 represents, far from its limits."""
 
 _FOUR_OVER_PI_SQUARED = 4.0 / torch.pi**2
+
+
+def check_eps(eps: object) -> float:
+    """``eps`` as a float in :data:`EPS_RANGE`; ``TypeError`` / ``ValueError`` otherwise."""
+    low, high = EPS_RANGE
+    return check_number(eps, "eps", low=low, strict=False, high=high)
 
 
 def check_box_format(box_format: object, name: str = "box_format") -> BoxFormat:
@@ -352,7 +360,8 @@ def box_iou(
             ``(M, 4)``, result ``(N, M)`` with entry ``[i, j]`` comparing ``boxes1[i]`` and
             ``boxes2[j]``. ``aligned=True``: the same shape ``(..., 4)``, result ``(...)``.
         kind: "iou", "giou", "diou" or "ciou".
-        eps: ``> 0``, added to every denominator.
+        eps: in [1e-30, 1e30], an area added to every denominator (mmdetection's absolute eps:
+            with coordinates normalised to [0, 1] it is not small; see :mod:`detloss.iou`).
         check_boxes: validate the boxes first (:func:`validate_boxes`; reads values).
 
     Returns:
@@ -360,7 +369,7 @@ def box_iou(
         CIoU in (-2, 1]; zero-area boxes have IoU 0 with everything, themselves included.
     """
     k = check_kind(kind)
-    eps = check_number(eps, "eps", low=0.0, strict=True)
+    eps = check_eps(eps)
     b1, b2, fmt = _prepare_boxes(
         boxes1, boxes2, box_format, check_boxes, ("boxes1", "boxes2"), aligned=aligned
     )

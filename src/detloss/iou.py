@@ -44,6 +44,7 @@ from detloss.boxes import (
     _pair,
     _pair_max,
     _prepare_boxes,
+    check_eps,
 )
 from detloss.reduction import weight_reduce_loss
 
@@ -110,7 +111,9 @@ def iou_loss(
     Args:
         pred, target: boxes ``(..., 4)`` in ``box_format``.
         mode: "log", "linear" or "square".
-        eps: ``> 0``; in IoU's denominator and the clamp (so "log" is at most ``-log(eps)``).
+        eps: in [1e-30, 1e30]; in IoU's denominator and the clamp (so "log" is at most
+            ``-log(eps)``).
+        relative_eps: ``eps`` relative to the pair's size (see the module doc).
         check_boxes: validate boxes first (reads values: a host sync).
         weight: ``(...)`` or ``(..., 4)`` (averaged over the last dimension).
         reduction, avg_factor: see :func:`detloss.reduction.weight_reduce_loss`.
@@ -118,7 +121,7 @@ def iou_loss(
     Boxes that do not overlap have IoU 0 and a zero gradient: use GIoU, DIoU or CIoU to move them.
     """
     mode = check_mode(mode)
-    eps = check_number(eps, "eps", low=0.0, strict=True)
+    eps = check_eps(eps)
 
     def loss_of(p: Tensor, t: Tensor, fmt: BoxFormat) -> Tensor:
         iou = iou_of_kind("iou", p, t, fmt, eps, None, relative_eps).clamp(min=eps)
@@ -152,7 +155,7 @@ def giou_loss(
     Equal to fvcore's ``giou_loss`` and torchvision's ``generalized_box_iou_loss`` (both eps=1e-7)
     and mmdetection's ``GIoULoss``. Arguments as :func:`iou_loss` (no ``mode``).
     """
-    eps = check_number(eps, "eps", low=0.0, strict=True)
+    eps = check_eps(eps)
     return _box_loss(
         lambda p, t, fmt: 1 - iou_of_kind("giou", p, t, fmt, eps, None, relative_eps),
         pred,
@@ -184,7 +187,7 @@ def diou_loss(
 
     Arguments as :func:`giou_loss`.
     """
-    eps = check_number(eps, "eps", low=0.0, strict=True)
+    eps = check_eps(eps)
     return _box_loss(
         lambda p, t, fmt: 1 - iou_of_kind("diou", p, t, fmt, eps, None, relative_eps),
         pred,
@@ -222,7 +225,7 @@ def ciou_loss(
     ``alpha_gate=0.5`` reproduces mmdetection's ``CIoULoss``, which applies alpha * v only where
     ``IoU > 0.5``. Other arguments as :func:`giou_loss`.
     """
-    eps = check_number(eps, "eps", low=0.0, strict=True)
+    eps = check_eps(eps)
     gate = check_alpha_gate(alpha_gate)
     return _box_loss(
         lambda p, t, fmt: 1 - iou_of_kind("ciou", p, t, fmt, eps, gate, relative_eps),
@@ -256,7 +259,7 @@ def eiou_loss(
     Not mmdetection's ``EIoULoss``, which is a different loss of the same abbreviation (Extended
     IoU, Peng and Yu 2021, with ``smooth_point``). Arguments as :func:`giou_loss`.
     """
-    eps = check_number(eps, "eps", low=0.0, strict=True)
+    eps = check_eps(eps)
 
     def loss_of(p: Tensor, t: Tensor, fmt: BoxFormat) -> Tensor:
         g = _pair(_corners(p, fmt), _corners(t, fmt), eps, relative_eps)
@@ -301,7 +304,7 @@ def siou_loss(
         theta: the shape cost's exponent, ``>= 1`` (the paper uses 4; range 2 to 6).
         others: as :func:`giou_loss`.
     """
-    eps = check_number(eps, "eps", low=0.0, strict=True)
+    eps = check_eps(eps)
     theta = check_number(theta, "theta", low=1.0, strict=False)
 
     def loss_of(p: Tensor, t: Tensor, fmt: BoxFormat) -> Tensor:

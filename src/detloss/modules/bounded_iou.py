@@ -8,6 +8,7 @@ from torch import Tensor
 
 from detloss._checks import check_number
 from detloss.bounded_iou import bounded_iou_loss
+from detloss.boxes import check_eps
 from detloss.modules.base import WeightedLoss
 from detloss.registry import register_loss
 
@@ -30,7 +31,7 @@ class BoundedIoULoss(WeightedLoss):
     ) -> None:
         super().__init__(reduction, loss_weight)
         self.beta = check_number(beta, "beta", low=0.0, strict=False)
-        self.eps = check_number(eps, "eps", low=0.0, strict=True)
+        self.eps = check_eps(eps)
 
     def loss(self, pred: Tensor, target: Tensor, **kwargs: Any) -> Tensor:
         return bounded_iou_loss(pred, target, self.beta, self.eps, **kwargs)
