@@ -21,6 +21,8 @@ def _box_pair(n: int, dtype: torch.dtype, g: torch.Generator) -> tuple[Tensor, .
 
 
 BOUNDED_IOU_CASES = [
-    LossCase("bounded_iou", detloss.bounded_iou_loss, _box_pair),
-    LossCase("bounded_iou_beta0", detloss.bounded_iou_loss, _box_pair, {"beta": 0.0}),
+    LossCase("bounded_iou", detloss.bounded_iou_loss, _box_pair, scaled=(0, 1)),
+    LossCase(
+        "bounded_iou_beta0", detloss.bounded_iou_loss, _box_pair, {"beta": 0.0}, scaled=(0, 1)
+    ),
 ]

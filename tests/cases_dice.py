@@ -22,5 +22,5 @@ def _probability_masks(n: int, dtype: torch.dtype, g: torch.Generator) -> tuple[
 
 DICE_CASES = [
     LossCase("dice_activate", detloss.dice_loss, _logit_masks, {"activate": True}),
-    LossCase("dice_naive", detloss.dice_loss, _probability_masks, {"naive_dice": True}),
+    LossCase("dice_naive", detloss.dice_loss, _probability_masks, {"naive_dice": True}, scaled=()),
 ]

@@ -16,12 +16,13 @@ def _logit_pair(n: int, dtype: torch.dtype, g: torch.Generator) -> tuple[Tensor,
 
 
 DISTILLATION_CASES = [
-    LossCase("kd_kl_div", detloss.knowledge_distillation_kl_div_loss, _logit_pair),
+    LossCase("kd_kl_div", detloss.knowledge_distillation_kl_div_loss, _logit_pair, scaled=(0, 1)),
     LossCase(
         "kd_kl_div_t2_teacher_gradient",
         detloss.knowledge_distillation_kl_div_loss,
         _logit_pair,
         {"T": 2.0, "detach_target": False},
         grad_args=(0, 1),
+        scaled=(0, 1),
     ),
 ]

@@ -19,6 +19,12 @@ def _inputs(n: int, dtype: torch.dtype, g: torch.Generator) -> tuple[Tensor, ...
 
 
 EQLV2_CASES = [
-    LossCase("eqlv2", detloss.eqlv2_loss, _inputs),
-    LossCase("eqlv2_soft", detloss.eqlv2_loss, _inputs, {"gamma": 3.0, "mu": 0.5, "alpha": 1.0}),
+    LossCase("eqlv2", detloss.eqlv2_loss, _inputs, scaled=(0, 2)),
+    LossCase(
+        "eqlv2_soft",
+        detloss.eqlv2_loss,
+        _inputs,
+        {"gamma": 3.0, "mu": 0.5, "alpha": 1.0},
+        scaled=(0, 2),
+    ),
 ]

@@ -19,11 +19,12 @@ def _heatmap(n: int, dtype: torch.dtype, g: torch.Generator) -> tuple[Tensor, ..
 
 
 GAUSSIAN_FOCAL_CASES = [
-    LossCase("gaussian_focal", detloss.gaussian_focal_loss, _heatmap),
+    LossCase("gaussian_focal", detloss.gaussian_focal_loss, _heatmap, scaled=()),
     LossCase(
         "gaussian_focal_weighted",
         detloss.gaussian_focal_loss,
         _heatmap,
         {"alpha": 1.5, "gamma": 2.0, "pos_weight": 2.0, "neg_weight": 0.5},
+        scaled=(),
     ),
 ]

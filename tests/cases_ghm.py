@@ -43,6 +43,8 @@ def _regression(n: int, dtype: torch.dtype, g: torch.Generator) -> tuple[Tensor,
 GHM_CASES = [
     _case("ghmc", detloss.ghmc_loss, _dense),
     _case("ghmc_indices_bins5", detloss.ghmc_loss, _indices, {"bins": 5}),
-    _case("ghmr", detloss.ghmr_loss, _regression),
-    _case("ghmr_mu_bins30", detloss.ghmr_loss, _regression, {"mu": 0.05, "bins": 30}),
+    _case("ghmr", detloss.ghmr_loss, _regression, scaled=(0, 1)),
+    _case(
+        "ghmr_mu_bins30", detloss.ghmr_loss, _regression, {"mu": 0.05, "bins": 30}, scaled=(0, 1)
+    ),
 ]

@@ -32,11 +32,11 @@ def _near(n: int, dtype: torch.dtype, g: torch.Generator) -> tuple[Tensor, ...]:
     )
 
 
-_case = functools.partial(LossCase, grad_args=(0, 1))
+_case = functools.partial(LossCase, grad_args=(0, 1), scaled=(0, 1))
 # CIoU's alpha is a constant for the gradient by definition (the paper's surrogate gradient).
 _ciou_case = functools.partial(_case, detached=("detloss.boxes._ciou_alpha",))
 # Only pred requiring a gradient: the gradient of detloss._fast.iou.
-_pred_case = functools.partial(LossCase, grad_args=(0,))
+_pred_case = functools.partial(LossCase, grad_args=(0,), scaled=(0, 1))
 _xyxy = _maker()
 # Coordinates in the thousands: float16 areas would overflow (65504) if computed in half precision.
 _large_cxcywh = _maker("cxcywh", scale=4000.0)

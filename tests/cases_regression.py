@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
@@ -22,13 +24,17 @@ def _caffe(n: int, dtype: torch.dtype, g: torch.Generator) -> tuple[Tensor, ...]
     return pred, target, inside, outside
 
 
+_case = functools.partial(LossCase, scaled=(0, 1))
+
 REGRESSION_CASES = [
-    LossCase("smooth_l1", detloss.smooth_l1_loss, _pair),
-    LossCase("smooth_l1_beta0", detloss.smooth_l1_loss, _pair, {"beta": 0.0}),
-    LossCase("smooth_l1_sigma3", detloss.smooth_l1_loss, _pair, {"sigma": 3.0}),
-    LossCase("huber", detloss.huber_loss, _pair, {"delta": 0.5}),
-    LossCase("l1", detloss.l1_loss, _pair),
-    LossCase("mse", detloss.mse_loss, _pair),
-    LossCase("balanced_l1", detloss.balanced_l1_loss, _pair),
-    LossCase("caffe_smooth_l1", detloss.caffe_smooth_l1_loss, _caffe, {"sigma": 3.0}),
+    _case("smooth_l1", detloss.smooth_l1_loss, _pair),
+    _case("smooth_l1_beta0", detloss.smooth_l1_loss, _pair, {"beta": 0.0}),
+    _case("smooth_l1_sigma3", detloss.smooth_l1_loss, _pair, {"sigma": 3.0}),
+    _case("huber", detloss.huber_loss, _pair, {"delta": 0.5}),
+    _case("l1", detloss.l1_loss, _pair),
+    _case("mse", detloss.mse_loss, _pair),
+    _case("balanced_l1", detloss.balanced_l1_loss, _pair),
+    _case(
+        "caffe_smooth_l1", detloss.caffe_smooth_l1_loss, _caffe, {"sigma": 3.0}, scaled=(0, 1, 3)
+    ),
 ]

@@ -36,6 +36,10 @@ class LossCase:
             each at its value on the unperturbed inputs (:func:`frozen`), so that autograd's
             gradient is compared with the finite differences of the same surrogate on general
             inputs.
+        scaled: positions of the inputs whose domain is every real number (predictions, logits,
+            box coordinates, counts): ``tests/test_properties.py`` multiplies them by magnitudes
+            from 1e-30 to 1e30. Probabilities, labels and targets confined to a range are left
+            out. By default the first input.
     """
 
     id: str
@@ -45,6 +49,7 @@ class LossCase:
     grad_args: tuple[int, ...] = (0,)
     reductions: tuple[str, ...] = ("none", "mean", "sum")
     detached: tuple[str, ...] = ()
+    scaled: tuple[int, ...] = (0,)
 
     def inputs(self, n: int, dtype: torch.dtype, seed: int = 0) -> tuple[Tensor, ...]:
         generator = torch.Generator().manual_seed(seed)

@@ -177,9 +177,11 @@ def test_build_from_mmdetection_config_and_bad_parameters() -> None:
     assert module.return_dict
     with pytest.raises(ValueError, match="only use_sigmoid=False"):
         detloss.SeesawLoss(use_sigmoid=True)
-    with pytest.raises(ValueError, match="p must be a finite number >= 0, got -1"):
+    with pytest.raises(ValueError, match="p must be a finite number >= 0 and <= 1e\+30, got -1"):
         detloss.SeesawLoss(p=-1)
-    with pytest.raises(ValueError, match="eps must be a finite number > 0, got 0"):
+    with pytest.raises(
+        ValueError, match=r"eps must be a finite number >= 1e-30 and <= 1e\+30, got 0"
+    ):
         detloss.SeesawLoss(eps=0)
     with pytest.raises(TypeError, match="num_classes must be an int, got float"):
         detloss.SeesawLoss(num_classes=3.0)  # type: ignore[arg-type]

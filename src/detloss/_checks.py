@@ -12,6 +12,12 @@ import torch
 from torch import Tensor
 
 _HALF = (torch.float16, torch.bfloat16)
+LARGEST: float = 1e30
+"""The largest magnitude of a Python-number parameter: float32 represents it, so no parameter is
+infinite inside a float32 computation (where inf * 0 is NaN)."""
+SMALLEST: float = 1e-30
+"""The smallest parameter that divides or is a logarithm's argument: float32 represents it (it
+does not round to 0)."""
 
 
 def compute_dtype(*tensors: Tensor) -> torch.dtype:
@@ -55,6 +61,16 @@ def prepare_pair(pred: object, target: object) -> tuple[Tensor, Tensor]:
     check_same_shape(pred_t, target_t)
     dtype = compute_dtype(pred_t, target_t)
     return pred_t.to(dtype), target_t.to(dtype)
+
+
+def check_factor(value: object, name: str) -> float:
+    """A parameter that multiplies or is an exponent: a number in ``[0, LARGEST]``."""
+    return check_number(value, name, low=0.0, strict=False, high=LARGEST)
+
+
+def check_divisor(value: object, name: str) -> float:
+    """A parameter that divides: a number in ``[SMALLEST, LARGEST]``."""
+    return check_number(value, name, low=SMALLEST, strict=False, high=LARGEST)
 
 
 def check_number(

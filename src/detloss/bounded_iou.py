@@ -23,6 +23,7 @@ target sizes made mmdetection's bounds and gradients unbounded (``w_t / (w + eps
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from detloss._checks import check_number, prepare_pair
@@ -84,7 +85,7 @@ def bounded_iou_loss(
         ],
         dim=-1,
     )
-    loss = (
-        bounds if b == 0 else torch.where(bounds < b, 0.5 * bounds * bounds / b, bounds - 0.5 * b)
-    )
+    # bounds are in [0, 1]: PyTorch's Smooth L1 against 0 is mmdetection's one-sided form, L1 at
+    # beta = 0, and finite for a beta too small for the dtype
+    loss = F.smooth_l1_loss(bounds, torch.zeros_like(bounds), reduction="none", beta=b)
     return weight_reduce_loss(loss, weight, reduction, avg_factor)

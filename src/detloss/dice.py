@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from detloss._checks import check_number, prepare_pair
+from detloss._checks import check_divisor, prepare_pair
 from detloss.reduction import weight_reduce_loss
 
 
@@ -38,14 +38,15 @@ def dice_loss(
         target: ``(N, *)`` masks (binary or soft) of ``pred``'s shape.
         activate: apply the sigmoid to ``pred`` first.
         naive_dice: the first-power denominator instead of V-Net's squares.
-        eps: smoothing term (``>= 0``; see the module doc for where it sits).
+        eps: smoothing term (in [1e-30, 1e30]: 0 would make empty masks 0 / 0; see the module
+            doc for where it sits).
         weight, reduction, avg_factor: see :func:`detloss.reduction.weight_reduce_loss`; the
             element-wise loss is one per sample, ``(N,)``.
 
     Returns:
         ``(N,)`` for "none", a scalar otherwise.
     """
-    e = check_number(eps, "eps", low=0.0, strict=False)
+    e = check_divisor(eps, "eps")
     x, t = prepare_pair(pred, target)
     if x.dim() < 2:
         raise ValueError(f"pred must be (N, *) with at least 2 dimensions, got {tuple(x.shape)}")

@@ -21,6 +21,12 @@ from detloss._checks import check_number, prepare_pair
 from detloss.reduction import weight_reduce_loss
 
 
+def check_temperature(T: object) -> float:  # noqa: N803 - mmdetection's name
+    """``T`` in [1, 1e15]: at least 1 (mmdetection), so that ``logits / T`` cannot overflow, and
+    ``T^2`` within float32's range."""
+    return check_number(T, "T", low=1.0, strict=False, high=1e15)
+
+
 def knowledge_distillation_kl_div_loss(
     pred: Tensor,
     soft_label: Tensor,
@@ -36,14 +42,14 @@ def knowledge_distillation_kl_div_loss(
     Args:
         pred: student logits ``(N, C)``.
         soft_label: teacher logits ``(N, C)``.
-        T: temperature (``> 0``; the module requires ``>= 1``, as mmdetection).
+        T: temperature, in [1, 1e15] (``>= 1`` as mmdetection's module).
         detach_target: treat the teacher's distribution as a constant (default, mmdetection's).
         weight, reduction, avg_factor: see :func:`detloss.reduction.weight_reduce_loss`.
 
     Returns:
         ``(N,)`` for "none", a scalar otherwise.
     """
-    temperature = check_number(T, "T", low=0.0, strict=True)
+    temperature = check_temperature(T)
     z, s = prepare_pair(pred, soft_label)
     if z.dim() != 2:
         raise ValueError(f"pred and soft_label must be (N, C), got {tuple(z.shape)}")

@@ -21,7 +21,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from detloss._checks import check_floating, check_number, check_tensor, compute_dtype
+from detloss._checks import (
+    LARGEST,
+    check_factor,
+    check_floating,
+    check_number,
+    check_tensor,
+    compute_dtype,
+)
 from detloss.reduction import weight_reduce_loss
 
 
@@ -41,11 +48,12 @@ def _check_inputs(
     return x.to(compute_dtype(x)), y, r
 
 
-def _check_parameters(gamma: float, mu: float, alpha: float) -> tuple[float, float, float]:
+def check_parameters(gamma: float, mu: float, alpha: float) -> tuple[float, float, float]:
+    """``gamma`` and ``alpha`` in [0, 1e30], ``mu`` in [-1e30, 1e30]."""
     return (
-        check_number(gamma, "gamma", low=0.0, strict=False),
-        check_number(mu, "mu", low=float("-inf"), strict=True),
-        check_number(alpha, "alpha", low=0.0, strict=False),
+        check_factor(gamma, "gamma"),
+        check_number(mu, "mu", low=-LARGEST, strict=False, high=LARGEST),
+        check_factor(alpha, "alpha"),
     )
 
 
@@ -79,9 +87,9 @@ def eqlv2_loss(
         labels: int64 labels ``(N,)`` in ``[0, K]`` (``K``: background); a label outside gives an
             all-zero target row.
         pos_neg: ``(K,)`` accumulated positive-to-negative gradient ratio (the module's state).
-        gamma: steepness of the mapping ``f`` (``>= 0``, default 12).
-        mu: centre of the mapping ``f`` (default 0.8).
-        alpha: extra weight of the positives of rare classes (``>= 0``, default 4.0).
+        gamma: steepness of the mapping ``f`` (in [0, 1e30], default 12).
+        mu: centre of the mapping ``f`` (in [-1e30, 1e30], default 0.8).
+        alpha: extra weight of the positives of rare classes (in [0, 1e30], default 4.0).
         weight: per-row ``(N,)`` weight (mmdetection ignores it).
         reduction, avg_factor: see :func:`detloss.reduction.weight_reduce_loss`; "mean" is the sum
             over the rows divided by ``N``, mmdetection's ``sum / n_i``.
@@ -89,7 +97,7 @@ def eqlv2_loss(
     Returns:
         ``(N,)`` for "none", a scalar otherwise.
     """
-    g, m, a = _check_parameters(gamma, mu, alpha)
+    g, m, a = check_parameters(gamma, mu, alpha)
     x, y, r = _check_inputs(cls_score, labels, pos_neg)
     t, w = _targets_and_weights(x, y, r, g, m, a)
     loss = (F.binary_cross_entropy_with_logits(x, t, reduction="none") * w).sum(dim=1)
@@ -109,7 +117,7 @@ def eqlv2_gradient_statistics(
     float64 for float64 logits): ``sum_i |sigmoid(x_ik) - t_ik| w_ik t_ik`` and the same over
     ``1 - t_ik``, times the row weight if given; the background channel is left out (mmdetection's
     ``collect_grad``). No gradient flows through it."""
-    g, m, a = _check_parameters(gamma, mu, alpha)
+    g, m, a = check_parameters(gamma, mu, alpha)
     x, y, r = _check_inputs(cls_score, labels, pos_neg)
     x = x.detach()
     t, w = _targets_and_weights(x, y, r, g, m, a)

@@ -58,6 +58,16 @@ def _positive_box_sum(
     return weight_reduce_loss(per_box, positive.to(per_box.dtype), "mean", normalizer)
 
 
+def _check_label_values(labels: Tensor, allowed: Tensor, rule: str) -> None:
+    """``ValueError`` naming the first label outside ``allowed`` (a mask; reads values: a host
+    synchronisation, hence opt-in)."""
+    if not bool(allowed.all()):
+        bad = (~allowed).nonzero()[0]
+        raise ValueError(
+            f"labels must be {rule}; label {int(labels[tuple(bad)])} at index {tuple(bad.tolist())}"
+        )
+
+
 def _check_deltas(pred: object, target: object, n: int, name: str) -> tuple[Tensor, Tensor]:
     p = check_floating(pred, "pred_deltas")
     t = check_tensor(target, "target_deltas")
@@ -81,12 +91,14 @@ def rpn_loss(
     normalizer: str = "sampled",
     num_anchor_locations: int | Tensor | None = None,
     reg_loss: RegLoss | None = None,
+    check_labels: bool = False,
 ) -> dict[str, Tensor]:
     """The RPN loss of Faster R-CNN over the anchors of a batch (flattened over images).
 
     Args:
         objectness_logits: ``(A,)`` objectness logits.
-        labels: ``(A,)`` integers: 1 positive, 0 negative, -1 ignored (not sampled).
+        labels: ``(A,)`` integers: 1 positive, 0 negative, -1 ignored (not sampled). Both terms
+            read any other value by the same rule: above 0 positive, below 0 ignored.
         pred_deltas, target_deltas: ``(A, 4)`` box deltas (or decoded boxes for an IoU loss).
         beta / sigma: the default smooth L1's ``beta`` (default 1/9) or Caffe's ``sigma`` (3).
         lambda_: weight of the regression term; default 1 ("sampled") or 10 ("paper").
@@ -95,6 +107,8 @@ def rpn_loss(
             anchors, ``N_reg = num_anchor_locations``, about 2400 in the paper).
         num_anchor_locations: feature-map positions (H * W summed over images) for "paper".
         reg_loss: the regression loss (default smooth L1 with ``beta``).
+        check_labels: raise ``ValueError`` unless every label is -1, 0 or 1 (reads the labels:
+            a host synchronisation).
 
     Returns:
         ``{"loss_cls": ..., "loss_reg": ...}`` (``loss_reg`` already multiplied by ``lambda_``).
@@ -119,6 +133,8 @@ def rpn_loss(
         default_lambda if lambda_ is None else check_number(lambda_, "lambda_", low=0, strict=False)
     )
 
+    if check_labels:
+        _check_label_values(y, (y >= -1) & (y <= 1), "-1 (ignored), 0 (negative) or 1 (positive)")
     num_labelled = (y >= 0).sum().clamp_min(1).to(torch.float32)
     loss_cls = binary_cross_entropy(x, y, ignore_index=-1, avg_factor=num_labelled)
     if normalizer == "paper":
@@ -129,7 +145,7 @@ def rpn_loss(
         ).clamp_min(1)
     else:
         n_reg = num_labelled
-    loss_reg = _positive_box_sum(loss_fn, pred, target, y == 1, n_reg)
+    loss_reg = _positive_box_sum(loss_fn, pred, target, y > 0, n_reg)
     return {"loss_cls": loss_cls, "loss_reg": lam * loss_reg}
 
 
@@ -144,6 +160,7 @@ def fast_rcnn_loss(
     sigma: float | None = None,
     lambda_: float = 1.0,
     reg_loss: RegLoss | None = None,
+    check_labels: bool = False,
     **ce_kwargs: Any,
 ) -> dict[str, Tensor]:
     """The Fast R-CNN head loss over the sampled RoIs of a batch.
@@ -155,7 +172,10 @@ def fast_rcnn_loss(
 
     Args:
         class_logits: ``(R, K)`` logits, background included.
-        labels: ``(R,)`` int64 class indices.
+        labels: ``(R,)`` int64 class indices in ``[0, K)``; the background's (``K - 1`` or 0) and
+            cross-entropy's ``ignore_index`` (default -100) give no regression term, and
+            ``ignore_index`` no classification term. Other values are errors of
+            :func:`detloss.cross_entropy`; the regression term ignores them.
         pred_deltas: ``(R, 4)`` class-agnostic or ``(R, 4 F)`` class-specific deltas, ``F`` the
             classes that own a delta slot (``K - 1`` for "last", ``K`` for "first").
         target_deltas: ``(R, 4)`` regression targets (or decoded boxes for an IoU loss).
@@ -166,6 +186,8 @@ def fast_rcnn_loss(
             detectron2 0).
         lambda_: weight of the regression term.
         reg_loss: the regression loss (default smooth L1 with ``beta``).
+        check_labels: raise ``ValueError`` unless every label is in ``[0, K)`` or is
+            ``ignore_index`` (reads the labels: a host synchronisation).
         ce_kwargs: passed to :func:`detloss.cross_entropy` (``class_weight``, ``label_smoothing``...).
 
     Returns:
@@ -192,7 +214,12 @@ def fast_rcnn_loss(
     loss_fn = _regression_loss(reg_loss, beta, sigma, 1.0)
     lam = check_number(lambda_, "lambda_", low=0, strict=False)
 
-    positive = (y >= 0) & (y < num_classes - 1) if background == "last" else y > 0
+    if check_labels:
+        ignore = ce_kwargs.get("ignore_index", -100)
+        in_range = ((y >= 0) & (y < num_classes)) | (y == ignore)
+        _check_label_values(y, in_range, f"in [0, {num_classes}) or {ignore} (ignored)")
+    foreground = (y >= 0) & (y < num_classes)
+    positive = foreground & (y != (num_classes - 1 if background == "last" else 0))
     if pred.shape[1] != 4:
         # Gather the ground-truth class's 4 deltas (background rows pick slot 0, masked below).
         index = torch.where(positive, y, 0).view(-1, 1, 1).expand(num_rois, 1, 4)

@@ -19,10 +19,22 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from detloss._checks import check_number, check_tensor, prepare_pair
+from detloss._checks import check_factor, check_tensor, prepare_pair
 from detloss.reduction import weight_reduce_loss
 
 _EPS = 1e-12
+
+
+def check_parameters(
+    alpha: float, gamma: float, pos_weight: float, neg_weight: float
+) -> tuple[float, float, float, float]:
+    """Each in [0, 1e30]."""
+    return (
+        check_factor(alpha, "alpha"),
+        check_factor(gamma, "gamma"),
+        check_factor(pos_weight, "pos_weight"),
+        check_factor(neg_weight, "neg_weight"),
+    )
 
 
 def gaussian_focal_loss(
@@ -43,9 +55,9 @@ def gaussian_focal_loss(
     Args:
         pred: probabilities in [0, 1], any shape (e.g. ``(B, C, H, W)`` or ``(N, C)``).
         target: Gaussian heatmap of the same shape.
-        alpha: power of the prediction (``>= 0``).
-        gamma: power of ``1 - target`` for the negatives (``>= 0``).
-        pos_weight, neg_weight: factors of the positive and negative terms (``>= 0``).
+        alpha: power of the prediction (in [0, 1e30]).
+        gamma: power of ``1 - target`` for the negatives (in [0, 1e30]).
+        pos_weight, neg_weight: factors of the positive and negative terms (in [0, 1e30]).
         positives: optional mask (or count) of ``pred``'s shape marking the positives, in place of
             ``target == 1``; :class:`detloss.GaussianFocalLoss` builds it from ``pos_inds`` and
             ``pos_labels``.
@@ -55,10 +67,7 @@ def gaussian_focal_loss(
     Returns:
         ``pred``'s shape for "none", a scalar otherwise.
     """
-    a = check_number(alpha, "alpha", low=0.0, strict=False)
-    g = check_number(gamma, "gamma", low=0.0, strict=False)
-    wp = check_number(pos_weight, "pos_weight", low=0.0, strict=False)
-    wn = check_number(neg_weight, "neg_weight", low=0.0, strict=False)
+    a, g, wp, wn = check_parameters(alpha, gamma, pos_weight, neg_weight)
     p, t = prepare_pair(pred, target)
     if positives is None:
         pos = t == 1

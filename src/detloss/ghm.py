@@ -29,11 +29,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from detloss._checks import check_floating, check_number, check_tensor, compute_dtype
+from detloss._checks import check_divisor, check_floating, check_tensor, compute_dtype
 from detloss.reduction import weight_reduce_loss
 
 GHMC_LAST_EDGE = 1.0 + 1e-6
 GHMR_LAST_EDGE = 1e3
+
+
+def check_mu(mu: object) -> float:
+    """GHM-R's ``mu``, in [1e-30, 1e30]."""
+    return check_divisor(mu, "mu")
 
 
 def check_bins(bins: object) -> int:
@@ -101,7 +106,7 @@ def _classification_norm(x: Tensor, t: Tensor) -> Tensor:
 
 def _regression_norm(d: Tensor, mu: float) -> Tensor:
     d = d.detach()
-    return d.abs() / (d * d + mu * mu).sqrt()
+    return d.abs() / torch.hypot(d, d.new_full((), mu))
 
 
 def _bin_index(g: Tensor, valid: Tensor, edges: Tensor) -> Tensor:
@@ -179,7 +184,7 @@ def ghmr_statistics(
 ) -> Tensor:
     """One step's GHM-R statistics: float64 ``(count_0, ..., count_{bins-1}, total)``, where
     ``total`` is the sum of ``label_weight`` (not clamped: sum over ranks first)."""
-    m = check_number(mu, "mu", low=0.0, strict=True)
+    m = check_mu(mu)
     p, t, lw = _regression_pair(pred, target, label_weight)
     index = _bin_index(
         _regression_norm(p - t, m), lw > 0, ghm_edges(bins, GHMR_LAST_EDGE, p.device)
@@ -270,7 +275,7 @@ def ghmr_loss(
         target: regression targets of the same shape.
         label_weight: elements with ``label_weight > 0`` are valid and ``total`` is its sum
             (mmdetection); broadcasts to ``pred``. Default: all ones.
-        mu: ASL1's smoothing (``> 0``, default 0.02).
+        mu: ASL1's smoothing (in [1e-30, 1e30], default 0.02).
         bins: number of gradient-norm bins (``>= 1``).
         statistics: the step's :func:`ghmr_statistics` (summed over ranks by the module); default
             this batch's.
@@ -281,7 +286,7 @@ def ghmr_loss(
     Returns:
         The weighted element-wise loss (pred's shape) for "none", a scalar otherwise.
     """
-    m = check_number(mu, "mu", low=0.0, strict=True)
+    m = check_mu(mu)
     check_bins(bins)
     _check_statistics(statistics, density, bins)
     p, t, lw = _regression_pair(pred, target, label_weight)
@@ -289,5 +294,5 @@ def ghmr_loss(
     index = _bin_index(_regression_norm(d, m), lw > 0, ghm_edges(bins, GHMR_LAST_EDGE, p.device))
     stats = _statistics(index, lw, bins, False) if statistics is None else statistics
     weights, total = _harmonising_weight(index, stats, density, p.dtype)
-    loss = (d * d + m * m).sqrt() - m
+    loss = torch.hypot(d, d.new_full((), m)) - m  # sqrt(d^2 + mu^2) - mu without squaring d
     return _reduce(loss, weights, total, reduction, avg_factor)

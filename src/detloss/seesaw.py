@@ -28,7 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from detloss._checks import check_floating, check_number, check_tensor, compute_dtype
+from detloss._checks import (
+    check_divisor,
+    check_factor,
+    check_floating,
+    check_tensor,
+    compute_dtype,
+)
 from detloss.reduction import weight_reduce_loss
 
 
@@ -41,6 +47,11 @@ def _log_compensation(z: Tensor, labels: Tensor, q: float, eps: float) -> Tensor
     log_scores = z.detach().log_softmax(dim=1)
     own = log_scores.gather(1, labels.unsqueeze(1)).clamp_min(math.log(eps))
     return q * (log_scores - own).clamp_min(0)
+
+
+def check_parameters(p: float, q: float, eps: float) -> tuple[float, float, float]:
+    """``p`` and ``q`` in [0, 1e30], ``eps`` in [1e-30, 1e30]."""
+    return check_factor(p, "p"), check_factor(q, "q"), check_divisor(eps, "eps")
 
 
 def seesaw_ce_loss(
@@ -62,9 +73,9 @@ def seesaw_ce_loss(
         labels: int64 class indices ``(N,)``; a label outside ``[0, C)`` (background) contributes 0
             (mmdetection passes only the positive rows).
         cum_samples: ``(C,)`` number of samples of each class seen so far.
-        p: mitigation exponent (``>= 0``, default 0.8).
-        q: compensation exponent (``>= 0``, default 2.0).
-        eps: lower clamp of the sample's own class probability (``> 0``, default 1e-2).
+        p: mitigation exponent (in [0, 1e30], default 0.8).
+        q: compensation exponent (in [0, 1e30], default 2.0).
+        eps: lower clamp of the sample's own class probability (in [1e-30, 1e30], default 1e-2).
         weight, reduction, avg_factor: see :func:`detloss.reduction.weight_reduce_loss`; "mean"
             divides by ``N`` including background rows, so pass the number of positives as
             ``avg_factor`` to average over them (the module does).
@@ -72,9 +83,7 @@ def seesaw_ce_loss(
     Returns:
         ``(N,)`` for "none", a scalar otherwise.
     """
-    pp = check_number(p, "p", low=0.0, strict=False)
-    qq = check_number(q, "q", low=0.0, strict=False)
-    e = check_number(eps, "eps", low=0.0, strict=True)
+    pp, qq, e = check_parameters(p, q, eps)
     x = check_floating(cls_score, "cls_score")
     y = check_tensor(labels, "labels")
     counts = check_tensor(cum_samples, "cum_samples")

@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from detloss._checks import check_number
+from detloss._checks import LARGEST, check_number
 from detloss.reduction import check_reduction
 
 
@@ -22,7 +22,9 @@ class WeightedLoss(nn.Module):
     def __init__(self, reduction: str = "mean", loss_weight: float = 1.0) -> None:
         super().__init__()
         self.reduction: str = check_reduction(reduction)
-        self.loss_weight = check_number(loss_weight, "loss_weight", low=float("-inf"), strict=True)
+        self.loss_weight = check_number(
+            loss_weight, "loss_weight", low=-LARGEST, strict=False, high=LARGEST
+        )
 
     def forward(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from detloss._checks import check_number
+from detloss._checks import check_divisor
 from detloss.dice import dice_loss
 from detloss.modules.base import WeightedLoss
 from detloss.reduction import check_reduction
@@ -33,7 +33,7 @@ class DiceLoss(WeightedLoss):
         self.use_sigmoid = bool(use_sigmoid)
         self.activate = bool(activate)
         self.naive_dice = bool(naive_dice)
-        self.eps = check_number(eps, "eps", low=0.0, strict=False)
+        self.eps = check_divisor(eps, "eps")
 
     def forward(  # type: ignore[override]
         self,

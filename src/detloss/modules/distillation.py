@@ -7,8 +7,7 @@ from typing import Any
 
 from torch import Tensor
 
-from detloss._checks import check_number
-from detloss.distillation import knowledge_distillation_kl_div_loss
+from detloss.distillation import check_temperature, knowledge_distillation_kl_div_loss
 from detloss.modules.base import WeightedLoss
 from detloss.registry import register_loss
 
@@ -26,7 +25,7 @@ class KnowledgeDistillationKLDivLoss(WeightedLoss):
         T: float = 10,  # noqa: N803 - mmdetection's name
     ) -> None:
         super().__init__(reduction, loss_weight)
-        self.T = check_number(T, "T", low=1.0, strict=False)
+        self.T = check_temperature(T)
 
     def loss(self, pred: Tensor, target: Tensor, **kwargs: Any) -> Tensor:
         return knowledge_distillation_kl_div_loss(pred, target, self.T, **kwargs)

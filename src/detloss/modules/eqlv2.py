@@ -23,9 +23,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from detloss._checks import check_number
 from detloss.distributed import sum_over_ranks
-from detloss.eqlv2 import eqlv2_gradient_statistics, eqlv2_loss
+from detloss.eqlv2 import check_parameters, eqlv2_gradient_statistics, eqlv2_loss
 from detloss.modules.base import WeightedLoss
 from detloss.registry import register_loss
 
@@ -67,9 +66,7 @@ class EQLV2Loss(WeightedLoss):
         self.use_sigmoid = True
         self.num_classes = num_classes
         self.use_distributed = bool(use_distributed)
-        self.mu = check_number(mu, "mu", low=float("-inf"), strict=True)
-        self.alpha = check_number(alpha, "alpha", low=0.0, strict=False)
-        self.gamma = check_number(gamma, "gamma", low=0.0, strict=False)
+        self.gamma, self.mu, self.alpha = check_parameters(gamma, mu, alpha)
         self.vis_grad = bool(vis_grad)
         self.test_with_obj = bool(test_with_obj)
         self.register_buffer("pos_grad", torch.zeros(num_classes))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from detloss._checks import check_number
-from detloss.gaussian_focal import gaussian_focal_loss, positives_from_indices
+from detloss.gaussian_focal import check_parameters, gaussian_focal_loss, positives_from_indices
 from detloss.modules.base import WeightedLoss
 from detloss.reduction import check_reduction
 from detloss.registry import register_loss
@@ -33,10 +32,9 @@ class GaussianFocalLoss(WeightedLoss):
         neg_weight: float = 1.0,
     ) -> None:
         super().__init__(reduction, loss_weight)
-        self.alpha = check_number(alpha, "alpha", low=0.0, strict=False)
-        self.gamma = check_number(gamma, "gamma", low=0.0, strict=False)
-        self.pos_weight = check_number(pos_weight, "pos_weight", low=0.0, strict=False)
-        self.neg_weight = check_number(neg_weight, "neg_weight", low=0.0, strict=False)
+        self.alpha, self.gamma, self.pos_weight, self.neg_weight = check_parameters(
+            alpha, gamma, pos_weight, neg_weight
+        )
 
     def forward(  # type: ignore[override]
         self,

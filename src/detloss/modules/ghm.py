@@ -28,6 +28,7 @@ from detloss.ghm import (
     GHMC_LAST_EDGE,
     GHMR_LAST_EDGE,
     check_bins,
+    check_mu,
     ghm_edges,
     ghmc_loss,
     ghmc_statistics,
@@ -125,7 +126,7 @@ class GHMR(_GradientHarmonized):
         reduction: str = "mean",
     ) -> None:
         super().__init__(bins, momentum, GHMR_LAST_EDGE, reduction, loss_weight)
-        self.mu = check_number(mu, "mu", low=0.0, strict=True)
+        self.mu = check_mu(mu)
 
     def loss(
         self,

@@ -27,12 +27,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import detloss
-from detloss._checks import check_number, check_tensor
+from detloss._checks import check_tensor
 from detloss.distributed import sum_over_ranks
 from detloss.modules.base import WeightedLoss
 from detloss.reduction import check_reduction
 from detloss.registry import register_loss
-from detloss.seesaw import seesaw_ce_loss
+from detloss.seesaw import check_parameters, seesaw_ce_loss
 
 
 def _check_num_classes(num_classes: object) -> int:
@@ -76,10 +76,8 @@ class SeesawLoss(WeightedLoss):
         if use_sigmoid:
             raise ValueError("SeesawLoss supports only use_sigmoid=False (as mmdetection)")
         self.use_sigmoid = False
-        self.p = check_number(p, "p", low=0.0, strict=False)
-        self.q = check_number(q, "q", low=0.0, strict=False)
+        self.p, self.q, self.eps = check_parameters(p, q, eps)
         self.num_classes = _check_num_classes(num_classes)
-        self.eps = check_number(eps, "eps", low=0.0, strict=True)
         self.return_dict = bool(return_dict)
         self.register_buffer("cum_samples", torch.zeros(self.num_classes + 1))
         self.custom_cls_channels = True

@@ -1,0 +1,295 @@
+"""Adversarial inputs and the invariant the property suite asserts (``tests/test_properties.py``).
+
+The invariant: finite inputs give a finite loss and finite gradients, in every dtype, unless the
+exact value is not representable in the result's dtype. "Exact" is the same computation in
+float64 on the same (upcast) inputs: a float16/bfloat16/float32 result may be infinite only where
+that reference is at least half the dtype's largest number (inf, or NaN where an infinite
+intermediate meets a zero); and where an element of the unweighted loss is itself beyond the dtype's range, the weighted and
+reduced values may be infinite or NaN (inf * a zero weight). float64 inputs, whose magnitudes here
+stay within 1e-30..1e30, must always give finite results.
+
+The budget: :data:`EXAMPLES` examples per test; ``DETLOSS_DEEP=1`` raises it twenty-fold.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from torch import Tensor
+
+DEEP = os.environ.get("DETLOSS_DEEP", "") not in ("", "0")
+EXAMPLES = 400 if DEEP else 20
+SUITE = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+# Decimal exponents of the magnitudes drawn per dtype: 1e-30..1e30 (the issue's range), for
+# float16 its own range (6e-8..65504) with room for the recipes' values up to about 10.
+EXPONENTS = {torch.float16: (-7.0, 3.5)}
+_DEFAULT_EXPONENTS = (-30.0, 30.0)
+
+
+def magnitudes(dtype: torch.dtype) -> st.SearchStrategy[float]:
+    low, high = EXPONENTS.get(dtype, _DEFAULT_EXPONENTS)
+    return st.one_of(
+        st.sampled_from([10.0**low, 1.0, 10.0**high]),
+        st.floats(low, high).map(lambda e: 10.0**e),
+    )
+
+
+# Extreme parameter values: every finite double from the smallest subnormal to the largest. A
+# loss must work with each or reject it up front with an error naming the parameter.
+_EDGES = [5e-324, 1e-300, 1e-45, 1e-38, 1e-30, 1e-7, 1e7, 1e30, 1e38, 1e300, 1.7e308]
+positive = st.one_of(st.sampled_from(_EDGES), st.floats(-323, 308).map(lambda e: 10.0**e))
+nonnegative = st.one_of(st.just(0.0), positive)
+real = st.one_of(nonnegative, positive.map(lambda v: -v))
+fraction = st.sampled_from([0.0, 1e-300, 1e-30, 1e-7, 0.5, 1 - 1e-7, 1.0])
+at_least_one = st.one_of(st.just(1.0), positive.map(lambda v: 1.0 + v))
+_BOX = {"eps": positive, "relative_eps": st.booleans()}
+
+PARAMETERS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
+    "smooth_l1_loss": {"beta": nonnegative, "sigma": positive},
+    "huber_loss": {"delta": positive},
+    "l1_loss": {},
+    "mse_loss": {},
+    "balanced_l1_loss": {"alpha": positive, "gamma": positive, "beta": positive},
+    "caffe_smooth_l1_loss": {"sigma": positive},
+    "iou_loss": {**_BOX, "mode": st.sampled_from(["log", "linear", "square"])},
+    "giou_loss": _BOX,
+    "diou_loss": _BOX,
+    "ciou_loss": {**_BOX, "alpha_gate": st.one_of(st.none(), fraction.filter(lambda v: v < 1))},
+    "eiou_loss": _BOX,
+    "siou_loss": {**_BOX, "theta": at_least_one},
+    "bounded_iou_loss": {"beta": nonnegative, "eps": positive},
+    "ghmc_loss": {"bins": st.integers(1, 10**4)},
+    "ghmr_loss": {"mu": positive, "bins": st.integers(1, 10**4)},
+    "seesaw_ce_loss": {"p": nonnegative, "q": nonnegative, "eps": positive},
+    "eqlv2_loss": {"gamma": nonnegative, "mu": real, "alpha": nonnegative},
+    "gaussian_focal_loss": {
+        "alpha": nonnegative,
+        "gamma": nonnegative,
+        "pos_weight": nonnegative,
+        "neg_weight": nonnegative,
+    },
+    "knowledge_distillation_kl_div_loss": {"T": positive},
+    "dice_loss": {"eps": nonnegative},
+    "cross_entropy": {"label_smoothing": fraction},
+    "binary_cross_entropy": {},
+    "sigmoid_focal_loss": {"alpha": st.one_of(st.none(), fraction), "gamma": nonnegative},
+    "sigmoid_focal_loss_star": {"alpha": st.one_of(st.none(), fraction), "gamma": positive},
+    "softmax_focal_loss": {"alpha": fraction, "gamma": nonnegative},
+    "varifocal_loss": {"alpha": nonnegative, "gamma": nonnegative},
+    "quality_focal_loss": {"beta": nonnegative},
+    "distribution_focal_loss": {},
+}
+"""Per public loss, the parameters drawn at extreme values (every catalogued loss is listed)."""
+
+
+@dataclass
+class Call:
+    """One call: positional tensors, keyword arguments, which inputs are differentiated, and the
+    names of the parameters drawn at extreme values (an error naming one of them is a clean
+    rejection)."""
+
+    inputs: list[Tensor]
+    kwargs: dict[str, Any]
+    grad_args: Sequence[int]
+    extreme: list[str] = field(default_factory=list)
+
+
+def degenerate(data: st.DataObject, inputs: list[Tensor]) -> list[Tensor]:
+    """Make the floating inputs degenerate without leaving their domains: zeros, ties (a column
+    copied onto another: zero-size boxes), reversed last dimensions (inverted boxes), identical
+    prediction and target."""
+    out = [t.clone() for t in inputs]
+    floating = [i for i, t in enumerate(out) if t.dtype.is_floating_point and t.numel()]
+    for _ in range(data.draw(st.integers(0, 3), label="degenerate transforms")):
+        if not floating:
+            break
+        i = data.draw(st.sampled_from(floating), label="input")
+        t = out[i]
+        kind = data.draw(st.sampled_from(["zero", "tie", "reverse", "same"]), label="transform")
+        if kind == "zero":
+            mask = torch.rand(t.shape, generator=torch.Generator().manual_seed(i)) < 0.5
+            out[i] = t.masked_fill(mask, 0.0)
+        elif kind == "tie" and t.dim() > 0 and t.shape[-1] > 1:
+            a, b = data.draw(st.permutations(range(t.shape[-1])), label="columns")[:2]
+            out[i][..., b] = t[..., a]
+        elif kind == "reverse" and t.dim() > 0:
+            out[i] = t.flip(-1)
+        elif kind == "same" and i != 0 and out[0].shape == t.shape and 0 in floating:
+            out[0] = t.clone()
+    return out
+
+
+def scale(
+    data: st.DataObject, inputs: list[Tensor], positions: Sequence[int], dtype: torch.dtype
+) -> list[Tensor]:
+    """Multiply the inputs at ``positions`` by magnitudes (one, or one per row)."""
+    out = list(inputs)
+    for i in positions:
+        t = out[i]
+        if not t.dtype.is_floating_point:
+            continue
+        if t.dim() > 0 and t.shape[0] > 1 and data.draw(st.booleans(), label="per row"):
+            rows = [data.draw(magnitudes(dtype), label="row magnitude") for _ in range(t.shape[0])]
+            factor = torch.tensor(rows, dtype=torch.float64).view(-1, *(1,) * (t.dim() - 1))
+        else:
+            factor = torch.tensor(data.draw(magnitudes(dtype), label="magnitude"))
+        out[i] = t * factor
+    return out
+
+
+def in_dtype(inputs: Sequence[Tensor], dtype: torch.dtype) -> list[Tensor]:
+    """The floating inputs in ``dtype``, scaled down where they would not be finite there."""
+    room = torch.finfo(dtype).max / 8
+    out = []
+    for t in inputs:
+        if t.dtype.is_floating_point:
+            largest = float(t.abs().max()) if t.numel() else 0.0
+            t = (t * (room / largest) if largest > room else t).to(dtype)
+        out.append(t)
+    return out
+
+
+def weight_for(data: st.DataObject, shape: torch.Size, per_coordinate: bool) -> Tensor | None:
+    """None, or a weight of the element-wise loss's shape, of its shape with the last size 1, a
+    0-dim weight, or (box losses) one per coordinate; magnitudes 1e-30..1e30, some exact zeros."""
+    kinds = (
+        ["none", "full", "scalar"]
+        + (["last1"] if shape else [])
+        + (["coordinate"] if per_coordinate else [])
+    )
+    kind = data.draw(st.sampled_from(kinds), label="weight")
+    if kind == "none":
+        return None
+    w_shape = {
+        "full": tuple(shape),
+        "scalar": (),
+        "last1": (*shape[:-1], 1),
+        "coordinate": (*shape, 4),
+    }[kind]
+    dtype = data.draw(st.sampled_from([torch.float32, torch.float64]), label="weight dtype")
+    w = torch.rand(w_shape, dtype=torch.float64) * data.draw(magnitudes(torch.float32))
+    if data.draw(st.booleans(), label="zeros in the weight"):
+        w = w.masked_fill(torch.rand(w_shape) < 0.3, 0.0)
+    return w.to(dtype)
+
+
+def avg_factor_for(data: st.DataObject) -> float | Tensor | None:
+    """None, 0, a number 1e-30..1e30, or a 0-dim / one-element tensor of it."""
+    kind = data.draw(st.sampled_from(["none", "zero", "number", "tensor", "vector"]), label="avg")
+    if kind == "none":
+        return None
+    if kind == "zero":
+        return 0.0
+    value = data.draw(magnitudes(torch.float32), label="avg_factor")
+    if kind == "number":
+        return value
+    dtype = data.draw(st.sampled_from([torch.float32, torch.float64]), label="avg_factor dtype")
+    t = torch.tensor(value, dtype=dtype)
+    return t if kind == "tensor" else t.reshape(1)
+
+
+def extreme_parameters(
+    data: st.DataObject, table: Mapping[str, st.SearchStrategy[Any]]
+) -> dict[str, Any]:
+    """A subset of ``table``'s parameters at drawn values."""
+    if not table:
+        return {}
+    names = data.draw(st.lists(st.sampled_from(sorted(table)), unique=True), label="parameters")
+    return {name: data.draw(table[name], label=name) for name in names}
+
+
+def run(fn: Callable[..., Tensor], call: Call) -> tuple[Tensor, list[Tensor]]:
+    """The loss (detached) and the gradients of its sum with respect to ``call.grad_args``."""
+    inputs = [
+        t.detach().clone().requires_grad_(i in call.grad_args) for i, t in enumerate(call.inputs)
+    ]
+    loss = fn(*inputs, **call.kwargs)
+    diff = [inputs[i] for i in call.grad_args]
+    grads = torch.autograd.grad(loss.sum(), diff, allow_unused=True) if loss.requires_grad else []
+    return loss.detach(), [
+        torch.zeros_like(x) if g is None else g for x, g in zip(diff, grads, strict=False)
+    ]
+
+
+def _float64(value: Any) -> Any:
+    if isinstance(value, Tensor) and value.dtype.is_floating_point:
+        return value.double()
+    return value
+
+
+def check_call(fn: Callable[..., Tensor], call: Call) -> None:
+    """Assert the invariant for one call (a clean rejection of an extreme parameter passes)."""
+    try:
+        loss, grads = run(fn, call)
+    except (ValueError, TypeError) as err:
+        if any(name in str(err) for name in call.extreme):
+            return
+        raise
+    reference: tuple[Tensor, list[Tensor]] | None = None
+
+    def exact() -> tuple[Tensor, list[Tensor]]:
+        nonlocal reference
+        if reference is None:
+            wide = Call(
+                [_float64(t) for t in call.inputs],
+                {k: _float64(v) for k, v in call.kwargs.items()},
+                call.grad_args,
+            )
+            reference = run(fn, wide)
+        return reference
+
+    finite = bool(torch.isfinite(loss).all()) and all(bool(torch.isfinite(g).all()) for g in grads)
+    if finite or _an_element_overflows(fn, call, loss.dtype):
+        return
+    if not bool(torch.isfinite(loss).all()):
+        assert_unrepresentable(loss, exact()[0], "loss", call)
+    for k, grad in enumerate(grads):
+        if not bool(torch.isfinite(grad).all()):
+            assert_unrepresentable(grad, exact()[1][k], f"gradient {k}", call)
+
+
+def _an_element_overflows(fn: Callable[..., Tensor], call: Call, dtype: torch.dtype) -> bool:
+    """Whether an unweighted element of the loss is itself beyond ``dtype``'s range: then it is
+    infinite, its weighted value too (NaN with weight 0: inf * 0), and so is any reduction."""
+    if dtype == torch.float64:
+        return False
+    kwargs = {k: _float64(v) for k, v in call.kwargs.items() if k not in ("weight", "avg_factor")}
+    elements = fn(*[_float64(t) for t in call.inputs], **{**kwargs, "reduction": "none"})
+    return bool((elements.abs() >= torch.finfo(dtype).max / 2).any())
+
+
+def assert_unrepresentable(got: Tensor, exact: Tensor, what: str, call: Call) -> None:
+    """Where ``got`` is not finite, the exact value must be beyond half of ``got``'s dtype's
+    largest number (or not finite itself)."""
+    bad = ~torch.isfinite(got)
+    limit = torch.finfo(got.dtype).max / 2 if got.dtype != torch.float64 else float("inf")
+    ok = ~torch.isfinite(exact) | (exact.abs() >= limit)
+    if not bool(ok[bad].all()):
+        raise AssertionError(
+            f"{what} is not finite where the exact value is {exact[bad & ~ok][:4].tolist()} "
+            f"(got {got[bad & ~ok][:4].tolist()}); call: {describe(call)}"
+        )
+
+
+def describe(call: Call) -> str:
+    tensors = [
+        f"{tuple(t.shape)} {t.dtype} |max| {t.abs().max().item() if t.numel() else 0:.3g}"
+        for t in call.inputs
+    ]
+    kwargs = {
+        k: (f"tensor {tuple(v.shape)} {v.dtype}" if isinstance(v, Tensor) else v)
+        for k, v in call.kwargs.items()
+    }
+    return f"inputs {tensors}, kwargs {kwargs}"
