@@ -80,7 +80,7 @@ def test_build_and_bad_parameters() -> None:
     with pytest.raises(ValueError, match="activate=True\\) supports only use_sigmoid=True"):
         detloss.DiceLoss(use_sigmoid=False)
     with pytest.raises(
-        ValueError, match="eps must be a finite number >= 1e-30 and <= 1e\+30, got -1"
+        ValueError, match=r"eps must be a finite number >= 1e-30 and <= 1e\+30, got -1"
     ):
         detloss.DiceLoss(eps=-1)
     with pytest.raises(ValueError, match="at least 2 dimensions"):

@@ -153,7 +153,7 @@ def test_build_and_bad_parameters() -> None:
     with pytest.raises(ValueError, match="num_classes must be an int >= 1, got 0"):
         detloss.EQLV2Loss(num_classes=0)
     with pytest.raises(
-        ValueError, match="gamma must be a finite number >= 0 and <= 1e\+30, got -1"
+        ValueError, match=r"gamma must be a finite number >= 0 and <= 1e\+30, got -1"
     ):
         detloss.EQLV2Loss(gamma=-1)
     with pytest.raises(ValueError, match="alpha must be a finite number >= 0"):

@@ -283,7 +283,7 @@ def test_ghmc_bad_parameters(kwargs, error, match) -> None:
 
 def test_bad_inputs() -> None:
     with pytest.raises(
-        ValueError, match="mu must be a finite number >= 1e-30 and <= 1e\+30, got 0"
+        ValueError, match=r"mu must be a finite number >= 1e-30 and <= 1e\+30, got 0"
     ):
         detloss.GHMR(mu=0)
     with pytest.raises(ValueError, match=r"mu must be a finite number >= 1e-30 and <= 1e\+30"):

@@ -177,7 +177,7 @@ def test_build_from_mmdetection_config_and_bad_parameters() -> None:
     assert module.return_dict
     with pytest.raises(ValueError, match="only use_sigmoid=False"):
         detloss.SeesawLoss(use_sigmoid=True)
-    with pytest.raises(ValueError, match="p must be a finite number >= 0 and <= 1e\+30, got -1"):
+    with pytest.raises(ValueError, match=r"p must be a finite number >= 0 and <= 1e\+30, got -1"):
         detloss.SeesawLoss(p=-1)
     with pytest.raises(
         ValueError, match=r"eps must be a finite number >= 1e-30 and <= 1e\+30, got 0"
@@ -185,7 +185,7 @@ def test_build_from_mmdetection_config_and_bad_parameters() -> None:
         detloss.SeesawLoss(eps=0)
     with pytest.raises(TypeError, match="num_classes must be an int, got float"):
         detloss.SeesawLoss(num_classes=3.0)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="num_classes \\+ 2 = 5 channels"):
+    with pytest.raises(ValueError, match=r"num_classes \\+ 2 = 5 channels"):
         detloss.SeesawLoss(num_classes=3)(torch.zeros(2, 4), torch.zeros(2, dtype=torch.long))
     with pytest.raises(ValueError, match=r"cum_samples must have shape \(4,\)"):
         seesaw_ce_loss(torch.zeros(2, 4), torch.zeros(2, dtype=torch.long), torch.zeros(5))
