@@ -185,7 +185,7 @@ def test_build_from_mmdetection_config_and_bad_parameters() -> None:
         detloss.SeesawLoss(eps=0)
     with pytest.raises(TypeError, match="num_classes must be an int, got float"):
         detloss.SeesawLoss(num_classes=3.0)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"num_classes \\+ 2 = 5 channels"):
+    with pytest.raises(ValueError, match=r"num_classes \+ 2 = 5 channels"):
         detloss.SeesawLoss(num_classes=3)(torch.zeros(2, 4), torch.zeros(2, dtype=torch.long))
     with pytest.raises(ValueError, match=r"cum_samples must have shape \(4,\)"):
         seesaw_ce_loss(torch.zeros(2, 4), torch.zeros(2, dtype=torch.long), torch.zeros(5))
