@@ -42,7 +42,9 @@ def _centre_bound(size_t: Tensor, offset: Tensor, eps: float) -> Tensor:
 
 
 def _size_bound(size: Tensor, size_t: Tensor, eps: float) -> Tensor:
-    return 1 - torch.minimum(size_t / (size + eps), size / (size_t + eps))
+    # min(size_t / (size + eps), size / (size_t + eps)) is the smaller size over the larger plus
+    # eps, written without the slope 1 / (size + eps)^2 of the branch not taken
+    return 1 - torch.minimum(size, size_t) / (torch.maximum(size, size_t) + eps)
 
 
 def bounded_iou_loss(

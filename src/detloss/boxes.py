@@ -204,7 +204,7 @@ class _Pair(NamedTuple):
     the larger side of the pair's enclosing box: the sizes of the prediction and the target and
     of the enclosing box, ``iou = I / (U + eps)``, the union ``U``, ``eps`` in these units
     (``eps / s^2``, or ``eps`` itself when relative, clamped to :data:`EPS_AREA_RANGE`), ``1 / s``
-    (detached) and the halved corners (for the centres)."""
+    (detached) and the corners in these units (for the centres)."""
 
     w: Tensor
     h: Tensor
@@ -223,22 +223,26 @@ class _Pair(NamedTuple):
 def _pair(p: _Corners, t: _Corners, eps: float, relative_eps: bool = False) -> _Pair:
     """The :class:`_Pair` of corresponding boxes ``p`` (the prediction) and ``t``.
 
-    Every term is a ratio of lengths or areas, so dividing the lengths by ``s`` (a constant for
-    the gradient) and ``eps`` by ``s^2`` changes no value and no gradient, while no area or
-    squared length can overflow or underflow. Where the union is 0 (two zero-area boxes) ``iou``
-    is 0 with a zero gradient: to first order no move of one box gives them an intersection.
+    Every term is a ratio of lengths or areas, so computing on coordinates relative to the
+    enclosing box's corner and divided by ``s`` (both constants for the gradient), with ``eps``
+    divided by ``s^2``, changes no value and no gradient, while no coordinate, area or squared
+    length can overflow or underflow (each coordinate is in [0, 1]). Where the union is 0 (two
+    zero-area boxes) ``iou`` is 0 with a zero gradient: to first order no move of one box gives
+    them an intersection.
     """
     p, t = _halves(p), _halves(t)
+    lo_x, lo_y = _pair_min(p.x1, t.x1).detach(), _pair_min(p.y1, t.y1).detach()
+    half_s = torch.maximum(_pair_max(p.x2, t.x2) - lo_x, _pair_max(p.y2, t.y2) - lo_y).detach()
+    r = half_s.clamp(min=torch.finfo(half_s.dtype).tiny).reciprocal()
+    p, t = (
+        _Corners((b.x1 - lo_x) * r, (b.y1 - lo_y) * r, (b.x2 - lo_x) * r, (b.y2 - lo_y) * r)
+        for b in (p, t)
+    )
     w, h, w_gt, h_gt = p.x2 - p.x1, p.y2 - p.y1, t.x2 - t.x1, t.y2 - t.y1
     inter_w = (_pair_min(p.x2, t.x2) - _pair_max(p.x1, t.x1)).clamp(min=0)
     inter_h = (_pair_min(p.y2, t.y2) - _pair_max(p.y1, t.y1)).clamp(min=0)
     c_w = _pair_max(p.x2, t.x2) - _pair_min(p.x1, t.x1)
     c_h = _pair_max(p.y2, t.y2) - _pair_min(p.y1, t.y1)
-    half_s = torch.maximum(c_w, c_h).detach().clamp(min=torch.finfo(c_w.dtype).tiny)
-    r = half_s.reciprocal()  # halved lengths times r are lengths divided by s
-    w, h, w_gt, h_gt, inter_w, inter_h, c_w, c_h = (
-        length * r for length in (w, h, w_gt, h_gt, inter_w, inter_h, c_w, c_h)
-    )
     low, high = EPS_AREA_RANGE
     eps_area = min(max(eps, low), high) if relative_eps else (r * r * (eps * 0.25)).clamp(low, high)
     inter = inter_w * inter_h
@@ -256,10 +260,7 @@ def _length_eps(g: _Pair, eps: float, relative_eps: bool) -> Tensor | float:
 def _centre_offset(g: _Pair) -> tuple[Tensor, Tensor]:
     """``(dx, dy)``: from the prediction's centre to the target's, in units of ``s``."""
     p, t = g.p, g.t
-    return (
-        ((t.x1 - p.x1) + (t.x2 - p.x2)) * g.scale,
-        ((t.y1 - p.y1) + (t.y2 - p.y2)) * g.scale,
-    )
+    return ((t.x1 - p.x1) + (t.x2 - p.x2)) * 0.5, ((t.y1 - p.y1) + (t.y2 - p.y2)) * 0.5
 
 
 def _giou(g: _Pair) -> Tensor:

@@ -53,9 +53,11 @@ def knowledge_distillation_kl_div_loss(
     z, s = prepare_pair(pred, soft_label)
     if z.dim() != 2:
         raise ValueError(f"pred and soft_label must be (N, C), got {tuple(z.shape)}")
-    target = F.softmax(s / temperature, dim=1)
+    # the teacher's log-probabilities: log(softmax) is -inf where the softmax underflows, and
+    # its gradient NaN
+    log_target = F.log_softmax(s / temperature, dim=1)
     if detach_target:
-        target = target.detach()
+        log_target = log_target.detach()
     log_student = F.log_softmax(z / temperature, dim=1)
-    kl = F.kl_div(log_student, target, reduction="none").mean(dim=1)
+    kl = F.kl_div(log_student, log_target, reduction="none", log_target=True).mean(dim=1)
     return weight_reduce_loss(kl * (temperature * temperature), weight, reduction, avg_factor)

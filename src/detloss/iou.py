@@ -32,7 +32,7 @@ from typing import Literal, TypeAlias
 import torch
 from torch import Tensor
 
-from detloss._checks import check_number, check_tensor
+from detloss._checks import LARGEST, check_number, check_tensor
 from detloss._fast.iou import iou_of_kind
 from detloss.boxes import (
     EPS,
@@ -301,11 +301,11 @@ def siou_loss(
     placement, without their clamp of the result to [0, 2].
 
     Args:
-        theta: the shape cost's exponent, ``>= 1`` (the paper uses 4; range 2 to 6).
+        theta: the shape cost's exponent, in [1, 1e30] (the paper uses 4; range 2 to 6).
         others: as :func:`giou_loss`.
     """
     eps = check_eps(eps)
-    theta = check_number(theta, "theta", low=1.0, strict=False)
+    theta = check_number(theta, "theta", low=1.0, strict=False, high=LARGEST)
 
     def loss_of(p: Tensor, t: Tensor, fmt: BoxFormat) -> Tensor:
         g = _pair(_corners(p, fmt), _corners(t, fmt), eps, relative_eps)

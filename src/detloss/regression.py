@@ -50,12 +50,14 @@ def resolve_beta(beta: float | None, sigma: float | None) -> float:
 
 def _smooth_l1(pred: Tensor, target: Tensor, beta: float) -> Tensor:
     """Element-wise Smooth L1: PyTorch's kernel, whose ``0.5 x**2 / beta`` overflows at ``x**2``
-    for ``beta`` above the square root of the dtype's largest number; there ``0.5 x (x / beta)``."""
+    for ``beta`` above the square root of the dtype's largest number; there
+    ``0.5 (x / sqrt(beta))**2``, whose value and gradient overflow only with the result."""
     if beta <= math.sqrt(torch.finfo(pred.dtype).max):
         # PyTorch's kernel computes plain L1 when beta == 0 (value and gradient).
         return F.smooth_l1_loss(pred, target, reduction="none", beta=beta)
     x = (pred - target).abs()
-    return torch.where(x < beta, 0.5 * x * (x / beta), x - 0.5 * beta)
+    scaled = x / math.sqrt(beta)
+    return torch.where(x < beta, 0.5 * scaled * scaled, x - 0.5 * beta)
 
 
 def check_balanced_l1(alpha: float, gamma: float, beta: float) -> tuple[float, float, float]:
