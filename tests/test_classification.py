@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import detloss.blocks
 import pytest
 import torch
 import torch.nn.functional as F
@@ -15,7 +16,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import detloss
-import detloss.blocks
 from tests.catalogue import CASES
 
 LN2 = math.log(2.0)

@@ -10,12 +10,16 @@ must accept or reject up front by name). ``DETLOSS_DEEP=1`` runs twenty times th
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from torch import Tensor
 
+import detloss
 from tests.adversarial import (
     FLOATS,
     PARAMETERS,
@@ -26,6 +30,7 @@ from tests.adversarial import (
     degenerate,
     extreme_parameters,
     in_dtype,
+    magnitudes,
     scale,
     weight_for,
 )
@@ -68,3 +73,101 @@ def test_finite_inputs_give_finite_losses_and_gradients(
     case: LossCase, data: st.DataObject
 ) -> None:
     check_call(case.fn, draw_call(data, case))
+
+
+def _boxes(data: st.DataObject, dtype: torch.dtype, shape: tuple[int, ...]) -> Tensor:
+    """Random boxes in any format (random numbers: ordered, inverted or tied alike)."""
+    seed = data.draw(st.integers(0, 2**16), label="seed")
+    values = torch.rand(
+        *shape, 4, generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+    )
+    return values * 10
+
+
+def _box_pair(
+    data: st.DataObject, dtype: torch.dtype, shape1: tuple[int, ...], shape2: tuple[int, ...]
+) -> list[Tensor]:
+    pair = [_boxes(data, dtype, shape1), _boxes(data, dtype, shape2)]
+    return in_dtype(scale(data, degenerate(data, pair), (0, 1), dtype), dtype)
+
+
+@SUITE
+@given(data=st.data())
+def test_box_iou_is_finite(data: st.DataObject) -> None:
+    dtype = data.draw(st.sampled_from(FLOATS), label="dtype")
+    aligned = data.draw(st.booleans(), label="aligned")
+    n, m = data.draw(st.integers(0, 3)), data.draw(st.integers(0, 3))
+    boxes = _box_pair(data, dtype, (n,), (n,) if aligned else (m,))
+    kwargs = {
+        "kind": data.draw(st.sampled_from(detloss.boxes.IOU_KINDS), label="kind"),
+        "aligned": aligned,
+        "box_format": data.draw(st.sampled_from(detloss.boxes.BOX_FORMATS), label="format"),
+        **extreme_parameters(data, {"eps": PARAMETERS["giou_loss"]["eps"]}),
+    }
+    check_call(detloss.box_iou, Call(boxes, kwargs, (0, 1), ["eps"]))
+
+
+@SUITE
+@given(data=st.data())
+def test_convert_boxes_is_finite(data: st.DataObject) -> None:
+    dtype = data.draw(st.sampled_from(FLOATS), label="dtype")
+    (boxes,) = in_dtype(scale(data, [_boxes(data, dtype, (3,))], (0,), dtype), dtype)
+    formats = st.sampled_from(detloss.boxes.BOX_FORMATS)
+    kwargs = {"in_fmt": data.draw(formats, label="in"), "out_fmt": data.draw(formats, label="out")}
+    check_call(detloss.convert_boxes, Call([boxes], kwargs, (0,)))
+
+
+CODERS = {
+    "mmdetection": {},
+    "torchvision": {"stds": (0.1, 0.1, 0.2, 0.2), "clamp_below": False},
+    # 1 / stds multiplies the gradient (an upstream factor) of offsets up to 1e30
+    "extreme": {"stds": (1e-3, 1e3, 1e-3, 1e3), "means": (1e30, -1e30, 0.0, 0.0)},
+}
+
+
+@SUITE
+@given(data=st.data())
+def test_box_coder_is_finite(data: st.DataObject) -> None:
+    dtype = data.draw(st.sampled_from(FLOATS), label="dtype")
+    config = CODERS[data.draw(st.sampled_from(sorted(CODERS)), label="coder")]
+    box_format = data.draw(st.sampled_from(detloss.boxes.BOX_FORMATS), label="format")
+    coder = detloss.DeltaXYWHCoder(**config, box_format=box_format)
+    pair = _box_pair(data, dtype, (3,), (3,))
+    check_call(coder.encode, Call(pair, {}, (0, 1)))
+    max_shape = data.draw(st.one_of(st.none(), st.tuples(magnitudes(dtype), magnitudes(dtype))))
+    check_call(coder.decode, Call(pair, {"max_shape": max_shape}, (0, 1)))
+
+
+def _total(fn: Callable[..., dict[str, Tensor]]) -> Callable[..., Tensor]:
+    def total(*args: Tensor, **kwargs: Any) -> Tensor:
+        losses = fn(*args, **kwargs)
+        return losses["loss_cls"] + losses["loss_reg"]
+
+    return total
+
+
+@SUITE
+@given(data=st.data())
+def test_faster_rcnn_losses_are_finite(data: st.DataObject) -> None:
+    dtype = data.draw(st.sampled_from(FLOATS), label="dtype")
+    n, classes = data.draw(st.integers(0, 4)), data.draw(st.integers(2, 4))
+    g = torch.Generator().manual_seed(data.draw(st.integers(0, 2**16), label="seed"))
+    reg_loss = data.draw(st.sampled_from([None, detloss.giou_loss, detloss.l1_loss]))
+    if data.draw(st.booleans(), label="rpn"):
+        inputs = [
+            torch.randn(n, generator=g, dtype=torch.float64),
+            torch.randint(-1, 2, (n,), generator=g),
+            *(_boxes(data, dtype, (n,)) for _ in range(2)),
+        ]
+        fn, kwargs = detloss.rpn_loss, {"normalizer": "paper", "num_anchor_locations": n}
+    else:
+        inputs = [
+            torch.randn(n, classes, generator=g, dtype=torch.float64),
+            torch.randint(0, classes, (n,), generator=g),
+            _boxes(data, dtype, (n, classes - 1)).reshape(n, 4 * (classes - 1)),
+            _boxes(data, dtype, (n,)),
+        ]
+        fn, kwargs = detloss.fast_rcnn_loss, {}
+    inputs = in_dtype(scale(data, inputs, (0, 2, 3), dtype), dtype)
+    kwargs["reg_loss"] = reg_loss
+    check_call(_total(fn), Call(inputs, kwargs, (0, 2)))

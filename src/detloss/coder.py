@@ -25,7 +25,6 @@ from detloss._checks import check_number, compute_dtype
 from detloss.boxes import (
     _check_boxes_tensor,
     _Corners,
-    _corners,
     _from_corners,
     _prepare_boxes,
     check_box_format,
@@ -134,11 +133,14 @@ class DeltaXYWHCoder:
 
     def _centre_half_size(self, boxes: Tensor) -> tuple[Tensor, Tensor]:
         """Centres and half sizes of ``(..., 4)`` boxes, each ``(..., 2)``, half sizes at least
-        ``min_size / 2``; from halved corners, so that nothing overflows before the result."""
-        x1, y1, x2, y2 = _corners(boxes, self.box_format)
-        lo = torch.stack((x1, y1), dim=-1) * 0.5
-        hi = torch.stack((x2, y2), dim=-1) * 0.5
-        return lo + hi, (hi - lo).clamp(min=self.min_size * 0.5)
+        ``min_size / 2``; in the format's own terms (so that a coordinate reaches the size only
+        if the size depends on it) and from halves, so that nothing overflows before the result."""
+        first, second = boxes[..., :2], boxes[..., 2:]
+        if self.box_format == "xyxy":
+            lo, hi = first * 0.5, second * 0.5
+            return lo + hi, (hi - lo).clamp(min=self.min_size * 0.5)
+        half = (second * 0.5).clamp(min=self.min_size * 0.5)
+        return (first if self.box_format == "cxcywh" else first + second * 0.5), half
 
     def encode(self, proposals: Tensor, gt: Tensor) -> Tensor:
         """Deltas ``(..., 4)`` that turn ``proposals`` into ``gt`` (both ``(..., 4)``, same shape).
@@ -148,7 +150,9 @@ class DeltaXYWHCoder:
         p, g, _ = _prepare_boxes(proposals, gt, self.box_format, False, ("proposals", "gt"))
         p_xy, p_half = self._centre_half_size(p)
         g_xy, g_half = self._centre_half_size(g)
-        offset = (g_xy * 0.5 - p_xy * 0.5) / p_half
+        # times the reciprocal: the backward of a division forms (offset / p_half) / p_half,
+        # which overflows for a degenerate proposal even where no gradient flows
+        offset = (g_xy * 0.5 - p_xy * 0.5) * p_half.reciprocal()
         deltas = torch.cat((offset, torch.log(g_half) - torch.log(p_half)), dim=-1)
         degenerate = p_half <= self.min_size * 0.5
         deltas = torch.where(torch.cat((degenerate, degenerate), -1), deltas.detach(), deltas)
@@ -193,4 +197,8 @@ class DeltaXYWHCoder:
             height, width = bound
             limit = lo.new_tensor((width, height))
             lo, hi = torch.minimum(lo.clamp(min=0), limit), torch.minimum(hi.clamp(min=0), limit)
-        return _from_corners(_Corners(*lo.unbind(-1), *hi.unbind(-1)), self.box_format)
+            return _from_corners(_Corners(*lo.unbind(-1), *hi.unbind(-1)), self.box_format)
+        # in the format's own terms: a size is not the difference of two overflowed corners
+        if self.box_format == "xyxy":
+            return torch.cat((lo, hi), dim=-1)
+        return torch.cat((lo if self.box_format == "xywh" else centre, half * 2), dim=-1)
