@@ -14,6 +14,7 @@ gradient's scale independent of ``T``. The teacher's distribution is a constant 
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -53,11 +54,13 @@ def knowledge_distillation_kl_div_loss(
     z, s = prepare_pair(pred, soft_label)
     if z.dim() != 2:
         raise ValueError(f"pred and soft_label must be (N, C), got {tuple(z.shape)}")
-    # the teacher's log-probabilities: log(softmax) is -inf where the softmax underflows, and
-    # its gradient NaN
+    # PyTorch's kl_div terms q (log q - log p) from log q (log(softmax) would be -inf where the
+    # softmax underflows), 0 where q is 0 with a zero gradient (the product rule's
+    # gradient * (log q - log p) would overflow there first)
     log_target = F.log_softmax(s / temperature, dim=1)
     if detach_target:
         log_target = log_target.detach()
     log_student = F.log_softmax(z / temperature, dim=1)
-    kl = F.kl_div(log_student, log_target, reduction="none", log_target=True).mean(dim=1)
+    target = log_target.exp()
+    kl = torch.where(target > 0, target * (log_target - log_student), 0.0).mean(dim=1)
     return weight_reduce_loss(kl * (temperature * temperature), weight, reduction, avg_factor)
