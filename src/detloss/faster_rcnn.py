@@ -140,9 +140,18 @@ def rpn_loss(
     if normalizer == "paper":
         if num_anchor_locations is None:
             raise ValueError('normalizer="paper" needs num_anchor_locations (N_reg)')
-        n_reg: Tensor | float = torch.as_tensor(
-            num_anchor_locations, dtype=torch.float32
-        ).clamp_min(1)
+        if isinstance(num_anchor_locations, Tensor):
+            if num_anchor_locations.numel() != 1 or num_anchor_locations.dtype == torch.bool:
+                raise ValueError(
+                    "num_anchor_locations must be a number or a one-element tensor, got shape "
+                    f"{tuple(num_anchor_locations.shape)} {num_anchor_locations.dtype}"
+                )
+            n_reg: Tensor | float = num_anchor_locations.reshape(()).to(torch.float32).clamp_min(1)
+        else:
+            locations = check_number(
+                num_anchor_locations, "num_anchor_locations", low=0, strict=False
+            )
+            n_reg = max(locations, 1.0)
     else:
         n_reg = num_labelled
     loss_reg = _positive_box_sum(loss_fn, pred, target, y > 0, n_reg)

@@ -27,6 +27,18 @@ def _no_activated(activated: bool, name: str) -> None:
         raise ValueError(f"{name}(activated=True) is not supported: pass logits, not probabilities")
 
 
+def _check_focal_alpha(alpha: float | None, use_sigmoid: bool) -> float | None:
+    """The functionals' rule, checked when the module is built: ``alpha`` in [0, 1]; with the
+    sigmoid also ``None`` or a negative number (no weighting)."""
+    if alpha is None and use_sigmoid:
+        return None
+    value = check_number(alpha, "alpha", low=float("-inf"), strict=True)
+    if value > 1 or (value < 0 and not use_sigmoid):
+        none = " (or None / negative for none)" if use_sigmoid else ""
+        raise ValueError(f"alpha must be in [0, 1]{none}, got {alpha!r}")
+    return value
+
+
 def _require_sigmoid(use_sigmoid: bool, name: str) -> None:
     if not use_sigmoid:
         raise ValueError(f"{name} supports only use_sigmoid=True (as mmdetection)")
@@ -100,11 +112,12 @@ class FocalLoss(WeightedLoss):
         _no_activated(activated, "FocalLoss")
         self.use_sigmoid = bool(use_sigmoid)
         self.gamma = check_number(gamma, "gamma", low=0.0, strict=False)
-        self.alpha = alpha
+        self.alpha = _check_focal_alpha(alpha, self.use_sigmoid)
 
     def loss(self, pred: Tensor, target: Tensor, **kwargs: Any) -> Tensor:
-        fn = sigmoid_focal_loss if self.use_sigmoid else softmax_focal_loss
-        return fn(pred, target, self.alpha, self.gamma, **kwargs)
+        if self.use_sigmoid or self.alpha is None:
+            return sigmoid_focal_loss(pred, target, self.alpha, self.gamma, **kwargs)
+        return softmax_focal_loss(pred, target, self.alpha, self.gamma, **kwargs)
 
     def extra_repr(self) -> str:
         return (
