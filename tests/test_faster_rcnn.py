@@ -186,7 +186,6 @@ def test_fullgraph_compile_and_gradcheck(name: str) -> None:
         lambda x, y, p, t: rpn_loss(x, y, p, t, normalizer="paper"),
         lambda x, y, p, t: rpn_loss(x, y, p, t, beta=0.1, reg_loss=detloss.l1_loss),
         lambda x, y, p, t: rpn_loss(x, y, p, t, beta=0.1, sigma=3.0),
-        lambda x, y, p, t: rpn_loss(x, y.double(), p, t),
         lambda x, y, p, t: rpn_loss(x, y, p[:3], t),
         lambda x, y, p, t: fast_rcnn_loss(x.view(-1, 5), y[::5], p[::5], t[::5], background="none"),
         lambda x, y, p, t: fast_rcnn_loss(x.view(-1, 5), y[::5], p[::5].repeat(1, 3), t[::5]),
@@ -196,3 +195,9 @@ def test_bad_arguments_raise(call: Callable[..., object]) -> None:
     logits, labels, pred, target = _rpn_inputs()
     with pytest.raises(ValueError, match="must|needs|give beta|not with"):
         call(logits, labels, pred, target)
+
+
+def test_floating_labels_are_a_type_error() -> None:
+    logits, labels, pred, target = _rpn_inputs()
+    with pytest.raises(TypeError, match="labels must be an integer tensor"):
+        rpn_loss(logits, labels.double(), pred, target)

@@ -268,7 +268,7 @@ def test_build_from_mmdetection_configs() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"bins": 0}, ValueError, "bins must be >= 1, got 0"),
+        ({"bins": 0}, ValueError, r"bins must be in \[1, 1048576\], got 0"),
         ({"bins": 2.5}, TypeError, "bins must be an int, got float"),
         ({"momentum": 1.0}, ValueError, r"momentum must be in \[0, 1\), got 1.0"),
         ({"momentum": -0.1}, ValueError, "momentum must be a finite number >= 0"),

@@ -189,5 +189,5 @@ def test_build_from_mmdetection_config_and_bad_parameters() -> None:
         detloss.SeesawLoss(num_classes=3)(torch.zeros(2, 4), torch.zeros(2, dtype=torch.long))
     with pytest.raises(ValueError, match=r"cum_samples must have shape \(4,\)"):
         seesaw_ce_loss(torch.zeros(2, 4), torch.zeros(2, dtype=torch.long), torch.zeros(5))
-    with pytest.raises(TypeError, match="labels must be integer class indices"):
+    with pytest.raises(TypeError, match="labels must be an integer tensor of class indices"):
         seesaw_ce_loss(torch.zeros(2, 4), torch.zeros(2), torch.zeros(4))

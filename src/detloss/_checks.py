@@ -45,6 +45,14 @@ def check_floating(value: object, name: str) -> Tensor:
     return t
 
 
+def check_label_tensor(value: object, name: str = "labels") -> Tensor:
+    """Class labels: a tensor of any integer dtype, returned as int64 (what indexing needs)."""
+    t = check_tensor(value, name)
+    if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
+        raise TypeError(f"{name} must be an integer tensor of class indices, got dtype {t.dtype}")
+    return t.long()
+
+
 def check_same_shape(pred: Tensor, target: Tensor) -> None:
     """Raise ``ValueError`` when the shapes differ (detloss never broadcasts pred against target)."""
     if pred.shape != target.shape:

@@ -25,6 +25,7 @@ from detloss._checks import (
     LARGEST,
     check_factor,
     check_floating,
+    check_label_tensor,
     check_number,
     check_tensor,
     compute_dtype,
@@ -36,10 +37,8 @@ def _check_inputs(
     cls_score: object, labels: object, pos_neg: object
 ) -> tuple[Tensor, Tensor, Tensor]:
     x = check_floating(cls_score, "cls_score")
-    y = check_tensor(labels, "labels")
+    y = check_label_tensor(labels)
     r = check_tensor(pos_neg, "pos_neg")
-    if y.dtype.is_floating_point or y.dtype == torch.bool:
-        raise TypeError(f"labels must be integer class indices, got dtype {y.dtype}")
     if x.dim() != 2 or y.shape != x.shape[:1] or r.shape != (x.shape[1] - 1,):
         raise ValueError(
             "cls_score must be (N, K + 1), labels (N,) and pos_neg (K,), got "
@@ -84,7 +83,7 @@ def eqlv2_loss(
 
     Args:
         cls_score: logits ``(N, K + 1)``, the last channel background (mmdetection's bbox head).
-        labels: int64 labels ``(N,)`` in ``[0, K]`` (``K``: background); a label outside gives an
+        labels: integer labels ``(N,)`` in ``[0, K]`` (``K``: background); a label outside gives an
             all-zero target row.
         pos_neg: ``(K,)`` accumulated positive-to-negative gradient ratio (the module's state).
         gamma: steepness of the mapping ``f`` (in [0, 1e30], default 12).

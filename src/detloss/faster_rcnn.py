@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from detloss._checks import check_floating, check_number, check_tensor
+from detloss._checks import check_floating, check_label_tensor, check_number, check_tensor
 from detloss.classification import binary_cross_entropy, cross_entropy
 from detloss.reduction import weight_reduce_loss
 from detloss.regression import resolve_beta, smooth_l1_loss
@@ -118,8 +118,8 @@ def rpn_loss(
     inside weights = positives and outside weights = 1 / number of labelled anchors.
     """
     x = check_floating(objectness_logits, "objectness_logits")
-    y = check_tensor(labels, "labels")
-    if x.dim() != 1 or y.shape != x.shape or y.dtype.is_floating_point:
+    y = check_label_tensor(labels)
+    if x.dim() != 1 or y.shape != x.shape:
         raise ValueError(
             "objectness_logits must be (A,) and labels integer (A,), got "
             f"{tuple(x.shape)} and {tuple(y.shape)} {y.dtype}"
@@ -203,8 +203,8 @@ def fast_rcnn_loss(
         ``{"loss_cls": ..., "loss_reg": ...}``.
     """
     x = check_floating(class_logits, "class_logits")
-    y = check_tensor(labels, "labels")
-    if x.dim() != 2 or y.shape != x.shape[:1] or y.dtype.is_floating_point:
+    y = check_label_tensor(labels)
+    if x.dim() != 2 or y.shape != x.shape[:1]:
         raise ValueError(
             "class_logits must be (R, K) and labels integer (R,), got "
             f"{tuple(x.shape)} and {tuple(y.shape)} {y.dtype}"

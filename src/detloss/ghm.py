@@ -41,12 +41,15 @@ def check_mu(mu: object) -> float:
     return check_divisor(mu, "mu")
 
 
+MAX_BINS = 1 << 20
+
+
 def check_bins(bins: object) -> int:
-    """``bins`` as an int ``>= 1``; ``TypeError`` / ``ValueError`` otherwise."""
+    """``bins`` as an int in ``[1, MAX_BINS]``; ``TypeError`` / ``ValueError`` otherwise."""
     if isinstance(bins, bool) or not isinstance(bins, int):
         raise TypeError(f"bins must be an int, got {type(bins).__name__}")
-    if bins < 1:
-        raise ValueError(f"bins must be >= 1, got {bins}")
+    if not 1 <= bins <= MAX_BINS:
+        raise ValueError(f"bins must be in [1, {MAX_BINS}], got {bins}")
     return bins
 
 
@@ -68,6 +71,8 @@ def _classification_pair(
     """
     x = check_floating(pred, "pred")
     t = check_tensor(target, "target")
+    if t.dtype.is_complex:
+        raise TypeError(f"target must be real (floating, bool or integer), got dtype {t.dtype}")
     indices = not (t.dtype.is_floating_point or t.dtype == torch.bool)
     if indices and (x.dim() != 2 or t.shape != x.shape[:1]):
         raise ValueError(

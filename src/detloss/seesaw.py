@@ -32,6 +32,7 @@ from detloss._checks import (
     check_divisor,
     check_factor,
     check_floating,
+    check_label_tensor,
     check_tensor,
     compute_dtype,
 )
@@ -70,7 +71,7 @@ def seesaw_ce_loss(
 
     Args:
         cls_score: class logits ``(N, C)`` (without mmdetection's two objectness channels).
-        labels: int64 class indices ``(N,)``; a label outside ``[0, C)`` (background) contributes 0
+        labels: integer class indices ``(N,)``; a label outside ``[0, C)`` (background) contributes 0
             (mmdetection passes only the positive rows).
         cum_samples: ``(C,)`` number of samples of each class seen so far.
         p: mitigation exponent (in [0, 1e30], default 0.8).
@@ -85,10 +86,8 @@ def seesaw_ce_loss(
     """
     pp, qq, e = check_parameters(p, q, eps)
     x = check_floating(cls_score, "cls_score")
-    y = check_tensor(labels, "labels")
+    y = check_label_tensor(labels)
     counts = check_tensor(cum_samples, "cum_samples")
-    if y.dtype.is_floating_point or y.dtype == torch.bool:
-        raise TypeError(f"labels must be integer class indices, got dtype {y.dtype}")
     if x.dim() != 2 or y.shape != x.shape[:1]:
         raise ValueError(
             f"cls_score must be (N, C) and labels (N,), got {tuple(x.shape)} and {tuple(y.shape)}"
