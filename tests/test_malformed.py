@@ -5,6 +5,7 @@ else (``AttributeError``, ``IndexError``, PyTorch's ``RuntimeError``...)."""
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 import torch
 from torch import Tensor
 
+from detloss.registry import LOSSES
 from tests.adversarial import PARAMETERS
 from tests.catalogue import CASES, LossCase
 
@@ -119,3 +121,17 @@ def test_malformed_arguments_fail_cleanly(case: LossCase) -> None:
     known = KNOWN.get(case.fn.__name__, set())
     problems = [p for p in problems if p.split(":")[0] not in known]
     assert not problems, "\n".join(problems)
+
+
+def _float_parameters(cls: type) -> list[str]:
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    return [p.name for p in parameters if type(p.default) is float]
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_modules_check_their_numbers_when_built(name: str) -> None:
+    cls = LOSSES[name]
+    for parameter in _float_parameters(cls):
+        for bad in (math.nan, math.inf, "1"):
+            with pytest.raises((TypeError, ValueError), match=parameter):
+                cls(**{parameter: bad})
