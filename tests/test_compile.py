@@ -29,8 +29,8 @@ class TinyHead(nn.Module):
     ) -> Tensor:
         num_pos = positive.sum().clamp_min(1).to(x.dtype)
         boxes = self.coder.decode(anchors, self.reg(x))
-        loss_cls = self.focal(self.cls(x), labels, avg_factor=num_pos)
-        loss_box = self.giou(boxes, gt, weight=positive.to(x.dtype), avg_factor=num_pos)
+        loss_cls: Tensor = self.focal(self.cls(x), labels, avg_factor=num_pos)
+        loss_box: Tensor = self.giou(boxes, gt, weight=positive.to(x.dtype), avg_factor=num_pos)
         smooth = detloss.smooth_l1_loss(
             self.reg(x), self.coder.encode(anchors, gt), 1 / 9, weight=positive[:, None].float()
         )
@@ -54,7 +54,7 @@ def test_compiled_head_and_training_step_match_eager_without_recompiling(whole_s
 
     def step(module: TinyHead, opt: torch.optim.Optimizer, *batch: Tensor) -> Tensor:
         opt.zero_grad()
-        loss = module(*batch)
+        loss: Tensor = module(*batch)
         loss.backward()
         opt.step()
         return loss.detach()
@@ -64,7 +64,8 @@ def test_compiled_head_and_training_step_match_eager_without_recompiling(whole_s
         compiled_step = torch.compile(step, backend=counter, dynamic=True)
 
         def run(*batch: Tensor) -> Tensor:
-            return compiled_step(head, optimiser, *batch)
+            out: Tensor = compiled_step(head, optimiser, *batch)
+            return out
     else:
         compiled_head = torch.compile(head, backend=counter, dynamic=True, fullgraph=True)
 
@@ -80,3 +81,15 @@ def test_compiled_head_and_training_step_match_eager_without_recompiling(whole_s
         torch.testing.assert_close(p, q)
     assert frames[0] > 0
     assert frames == [frames[0]] * 3, f"recompiled when the number of boxes changed: {frames}"
+
+
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_a_new_avg_factor_does_not_recompile(as_tensor: bool) -> None:
+    counter = CompileCounterWithBackend("eager")
+    loss = torch.compile(detloss.smooth_l1_loss, backend=counter, dynamic=True, fullgraph=True)
+    pred, target = torch.randn(10, 4), torch.randn(10, 4)
+    for factor in (3.0, 5.5, 7.0):
+        avg_factor = torch.tensor(factor) if as_tensor else factor
+        expected = detloss.smooth_l1_loss(pred, target, avg_factor=avg_factor)
+        torch.testing.assert_close(loss(pred, target, avg_factor=avg_factor), expected)
+    assert counter.frame_count == 1
