@@ -421,7 +421,7 @@ def test_unsupported_mmdetection_values_are_rejected_naming_the_argument(
     name: str, arguments: dict[str, Any]
 ) -> None:
     cls = _mmdet_type(name)
-    with pytest.raises(ValueError, match=list(arguments)[0]):
+    with pytest.raises(ValueError, match=next(iter(arguments))):
         cls(**arguments)
 
 
