@@ -203,8 +203,8 @@ def test_batched_decode_clips_each_image_to_its_own_shape() -> None:
     ):
         torch.testing.assert_close(coder.decode(proposals, deltas, max_shape), expected)
     # One (height, width) for every image, as numbers or a tensor.
-    for max_shape in ((20, 40), [20.0, 40.0, 3], torch.tensor([20, 40])):
-        torch.testing.assert_close(coder.decode(proposals, deltas, max_shape), expected[[0, 0]])
+    for one_shape in ((20, 40), [20.0, 40.0, 3], torch.tensor([20, 40])):
+        torch.testing.assert_close(coder.decode(proposals, deltas, one_shape), expected[[0, 0]])
     # clip_border=False ignores max_shape (mmdetection's clip_border).
     unclipped = DeltaXYWHCoder(clip_border=False).decode(proposals, deltas, (20, 40))
     torch.testing.assert_close(unclipped, proposals)
@@ -230,7 +230,7 @@ class _RecordOps(TorchDispatchMode):
         super().__init__()
         self.ops: list[str] = []
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         self.ops.append(str(func))
         return func(*args, **(kwargs or {}))
 
