@@ -321,9 +321,8 @@ def test_compat_modules_are_pure_mappings() -> None:
     # call (ultralytics' bbox_iou adds only the trailing dimension).
     for module in (tv, fv, ul):
         for name in module.__all__:
-            fn = getattr(module, name)
-            if inspect.isclass(fn):
-                fn = fn.forward
+            obj = getattr(module, name)
+            fn = vars(obj)["forward"] if inspect.isclass(obj) else obj
             body = [
                 line.strip()
                 for line in inspect.getsource(fn).split('"""')[-1].splitlines()
