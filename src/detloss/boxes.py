@@ -38,8 +38,15 @@ BoxFormat: TypeAlias = Literal["xyxy", "xywh", "cxcywh"]
 BOX_FORMATS: tuple[str, ...] = ("xyxy", "xywh", "cxcywh")
 IoUKind: TypeAlias = Literal["iou", "giou", "diou", "ciou"]
 IOU_KINDS: tuple[str, ...] = ("iou", "giou", "diou", "ciou")
+BoxIoUKind: TypeAlias = Literal["iou", "iof", "giou", "diou", "ciou"]
+BOX_IOU_KINDS: tuple[str, ...] = ("iou", "iof", "giou", "diou", "ciou")
+Pairing: TypeAlias = Literal["same", "broadcast", "matrix"]
 EPS: float = 1e-6
 """Default ``eps`` of every IoU function (mmdetection's IoU-loss modules use 1e-6 too)."""
+NO_EPS: float = torch.finfo(torch.float32).tiny
+"""An ``eps`` that stands for none (torchvision's ``box_iou`` and ``generalized_box_iou`` divide
+without one): the smallest normal float32, which changes no quotient whose denominator exceeds
+about 1e-31, and turns the 0/0 of zero-area pairs into 0 instead of NaN."""
 
 _FOUR_OVER_PI_SQUARED = 4.0 / torch.pi**2
 
@@ -135,26 +142,34 @@ def _prepare_boxes(
     check_boxes: bool,
     names: tuple[str, str] = ("pred", "target"),
     *,
-    aligned: bool = True,
+    pairing: Pairing = "same",
 ) -> tuple[Tensor, Tensor, BoxFormat]:
     """Check two box tensors; return both in their common compute dtype, and the format.
 
-    ``aligned``: the same shape ``(..., 4)``, compared pair by pair. Otherwise ``(N, 4)`` and
-    ``(M, 4)``, returned as ``(N, 1, 4)`` and ``(1, M, 4)``, which broadcast to every pair.
-    ``check_boxes`` validates the values first (:func:`validate_boxes`, a host sync). Read them
-    as corners with :func:`_corners`.
+    ``pairing``: "same" -- the same shape ``(..., 4)``, compared pair by pair (every loss);
+    "broadcast" -- shapes ``(..., 4)`` that broadcast together; "matrix" -- ``(..., N, 4)`` and
+    ``(..., M, 4)`` with equal batch dimensions, returned as ``(..., N, 1, 4)`` and
+    ``(..., 1, M, 4)``, which broadcast to every pair of each batch entry. ``check_boxes``
+    validates the values first (:func:`validate_boxes`, a host sync). Read them as corners with
+    :func:`_corners`.
     """
     b1 = _check_boxes_tensor(boxes1, names[0])
     b2 = _check_boxes_tensor(boxes2, names[1])
-    if aligned and b1.shape != b2.shape:
+    s1, s2 = tuple(b1.shape), tuple(b2.shape)
+    if pairing == "same" and s1 != s2:
+        raise ValueError(f"{names[0]} and {names[1]} must have the same shape, got {s1} and {s2}")
+    if pairing == "broadcast":
+        try:
+            torch.broadcast_shapes(b1.shape, b2.shape)  # type: ignore[no-untyped-call]
+        except RuntimeError:
+            raise ValueError(
+                f"{names[0]} {s1} and {names[1]} {s2} do not broadcast together"
+            ) from None
+    if pairing == "matrix" and (b1.dim() < 2 or b2.dim() < 2 or s1[:-2] != s2[:-2]):
         raise ValueError(
-            f"{names[0]} and {names[1]} must have the same shape, got {tuple(b1.shape)} "
-            f"and {tuple(b2.shape)}"
-        )
-    if not aligned and (b1.dim() != 2 or b2.dim() != 2):
-        raise ValueError(
-            f"aligned=False needs {names[0]} of shape (N, 4) and {names[1]} of shape (M, 4), got "
-            f"{tuple(b1.shape)} and {tuple(b2.shape)}; use aligned=True for paired boxes"
+            f"aligned=False needs {names[0]} of shape (..., N, 4) and {names[1]} of shape "
+            f"(..., M, 4) with the same batch dimensions, got {s1} and {s2}; use aligned=True "
+            "for paired boxes"
         )
     fmt = check_box_format(box_format)
     if check_boxes:
@@ -162,8 +177,8 @@ def _prepare_boxes(
         validate_boxes(b2, fmt, names[1])
     dtype = compute_dtype(b1, b2)
     b1, b2 = b1.to(dtype), b2.to(dtype)
-    if not aligned:
-        b1, b2 = b1[:, None], b2[None]
+    if pairing == "matrix":
+        b1, b2 = b1.unsqueeze(-2), b2.unsqueeze(-3)
     return b1, b2, fmt
 
 
@@ -182,8 +197,8 @@ def _pair_min(a: Tensor, b: Tensor) -> Tensor:
 
 class _Pair(NamedTuple):
     """The terms every IoU kind of a box pair uses (``(...)`` tensors): the corners of the
-    prediction ``p`` and the target ``t``, their sizes, ``iou = I / (U + eps)`` and the union
-    ``U``."""
+    prediction ``p`` and the target ``t``, their sizes, ``iou = I / (U + eps)``, the union ``U``
+    and the intersection ``I``."""
 
     p: _Corners
     t: _Corners
@@ -193,17 +208,20 @@ class _Pair(NamedTuple):
     h_gt: Tensor
     iou: Tensor
     union: Tensor
+    inter: Tensor
 
 
-def _pair(p: _Corners, t: _Corners, eps: float) -> _Pair:
-    """The :class:`_Pair` of corresponding boxes ``p`` (the prediction) and ``t``."""
+def _pair(p: _Corners, t: _Corners, eps: float, iou_eps: float | None = None) -> _Pair:
+    """The :class:`_Pair` of corresponding boxes ``p`` (the prediction) and ``t``; ``iou_eps``
+    (default ``eps``) is the eps of the IoU's own denominator."""
     w, h = (p.x2 - p.x1).clamp(min=0), (p.y2 - p.y1).clamp(min=0)
     w_gt, h_gt = (t.x2 - t.x1).clamp(min=0), (t.y2 - t.y1).clamp(min=0)
     inter_w = (_pair_min(p.x2, t.x2) - _pair_max(p.x1, t.x1)).clamp(min=0)
     inter_h = (_pair_min(p.y2, t.y2) - _pair_max(p.y1, t.y1)).clamp(min=0)
     inter = inter_w * inter_h
     union = w * h + w_gt * h_gt - inter
-    return _Pair(p, t, w, h, w_gt, h_gt, inter / (union + eps), union)
+    iou = inter / (union + (eps if iou_eps is None else iou_eps))
+    return _Pair(p, t, w, h, w_gt, h_gt, iou, union, inter)
 
 
 def _enclosing_size(g: _Pair) -> tuple[Tensor, Tensor]:
@@ -267,10 +285,16 @@ def _aspect_penalty(g: _Pair, eps: float, alpha_gate: float | None) -> Tensor:
 
 
 def _iou_of_kind(
-    kind: IoUKind, p: _Corners, t: _Corners, eps: float, alpha_gate: float | None = None
+    kind: IoUKind,
+    p: _Corners,
+    t: _Corners,
+    eps: float,
+    alpha_gate: float | None = None,
+    iou_eps: float | None = None,
 ) -> Tensor:
-    """IoU, GIoU, DIoU (``IoU - rho^2 / (c^2 + eps)``) or CIoU (``DIoU - alpha v``) of pairs."""
-    g = _pair(p, t, eps)
+    """IoU, GIoU, DIoU (``IoU - rho^2 / (c^2 + eps)``) or CIoU (``DIoU - alpha v``) of pairs;
+    ``iou_eps`` as :func:`_pair`."""
+    g = _pair(p, t, eps, iou_eps)
     if kind == "iou":
         return g.iou
     if kind == "giou":
@@ -280,11 +304,12 @@ def _iou_of_kind(
     return _diou(g, eps) - _aspect_penalty(g, eps, alpha_gate)
 
 
-def check_kind(kind: object) -> IoUKind:
-    """Return ``kind`` if it is "iou", "giou", "diou" or "ciou"; raise ``ValueError`` otherwise."""
-    if kind == "iou" or kind == "giou" or kind == "diou" or kind == "ciou":
+def check_kind(kind: object) -> BoxIoUKind:
+    """Return ``kind`` if it is "iou", "iof", "giou", "diou" or "ciou"; raise ``ValueError``
+    otherwise."""
+    if kind == "iou" or kind == "iof" or kind == "giou" or kind == "diou" or kind == "ciou":
         return kind
-    raise ValueError(f"kind must be one of {IOU_KINDS}, got {kind!r}")
+    raise ValueError(f"kind must be one of {BOX_IOU_KINDS}, got {kind!r}")
 
 
 def box_iou(
@@ -295,33 +320,52 @@ def box_iou(
     aligned: bool = False,
     box_format: str = "xyxy",
     eps: float = EPS,
+    iou_eps: float | None = None,
     check_boxes: bool = False,
 ) -> Tensor:
-    """IoU, GIoU, DIoU or CIoU between boxes.
+    """IoU, IoF, GIoU, DIoU or CIoU between boxes.
 
-    With ``I``, ``U`` the intersection and union areas, ``C`` / ``(c_w, c_h)`` the smallest
-    enclosing box's area / size, ``rho`` the distance between the centres::
+    With ``I``, ``U`` the intersection and union areas, ``A1`` the area of the box of ``boxes1``,
+    ``C`` / ``(c_w, c_h)`` the smallest enclosing box's area / size, ``rho`` the distance between
+    the centres::
 
-        iou  = I / (U + eps)
+        iou  = I / (U + iou_eps)
+        iof  = I / (A1 + eps)             intersection over the first box (mmdetection's "iof")
         giou = iou - (C - U) / (C + eps)
         diou = iou - rho^2 / (c_w^2 + c_h^2 + eps)
         ciou = diou - alpha v          (v, alpha: :func:`detloss.ciou_loss`)
 
     Args:
-        boxes1, boxes2: boxes in ``box_format``. ``aligned=False``: shapes ``(N, 4)`` and
-            ``(M, 4)``, result ``(N, M)`` with entry ``[i, j]`` comparing ``boxes1[i]`` and
-            ``boxes2[j]``. ``aligned=True``: the same shape ``(..., 4)``, result ``(...)``.
-        kind: "iou", "giou", "diou" or "ciou".
+        boxes1, boxes2: boxes in ``box_format``. ``aligned=False``: shapes ``(..., N, 4)`` and
+            ``(..., M, 4)`` with the same batch dimensions (none, or e.g. ``B``), result
+            ``(..., N, M)`` with entry ``[..., i, j]`` comparing ``boxes1[..., i]`` and
+            ``boxes2[..., j]``. ``aligned=True``: shapes ``(..., 4)`` that broadcast together,
+            result of the broadcast shape without the last dimension.
+        kind: "iou", "iof", "giou", "diou" or "ciou".
         eps: ``> 0``, added to every denominator.
+        iou_eps: ``> 0``, the eps of the IoU's own denominator instead of ``eps`` (torchvision's
+            ``distance_box_iou`` and ``complete_box_iou`` divide ``I / U`` without one and add
+            ``eps`` elsewhere: ``iou_eps=NO_EPS``).
         check_boxes: validate the boxes first (:func:`validate_boxes`; reads values).
 
     Returns:
-        float32 (float64 for float64 input). IoU is in [0, 1], GIoU in [-1, 1], DIoU in (-1, 1],
-        CIoU in (-2, 1]; zero-area boxes have IoU 0 with everything, themselves included.
+        float32 (float64 for float64 input). IoU and IoF are in [0, 1], GIoU in [-1, 1], DIoU in
+        (-1, 1], CIoU in (-2, 1]; zero-area boxes have IoU 0 with everything, themselves included.
     """
     k = check_kind(kind)
     eps = check_number(eps, "eps", low=0.0, strict=True)
+    if iou_eps is not None:
+        iou_eps = check_number(iou_eps, "iou_eps", low=0.0, strict=True)
     b1, b2, fmt = _prepare_boxes(
-        boxes1, boxes2, box_format, check_boxes, ("boxes1", "boxes2"), aligned=aligned
+        boxes1,
+        boxes2,
+        box_format,
+        check_boxes,
+        ("boxes1", "boxes2"),
+        pairing="broadcast" if aligned else "matrix",
     )
-    return _iou_of_kind(k, _corners(b1, fmt), _corners(b2, fmt), eps)
+    p, t = _corners(b1, fmt), _corners(b2, fmt)
+    if k == "iof":
+        g = _pair(p, t, eps)
+        return g.inter / (g.w * g.h + eps)
+    return _iou_of_kind(k, p, t, eps, iou_eps=iou_eps)

@@ -6,17 +6,22 @@ With a proposal (anchor) of centre ``(xa, ya)`` and size ``(wa, ha)`` and a box 
     t = ((x - xa) / wa, (y - ya) / ha, log(w / wa), log(h / ha))
     encode: (t - means) / stds          decode: t = deltas * stds + means, then invert t
 
-Conventions: mmdetection's ``DeltaXYWHBBoxCoder(target_means, target_stds)`` is
-``DeltaXYWHCoder(means, stds)`` (it clamps dw, dh to ``+-log(1000/16)`` on decode, as here by
-default). torchvision's ``BoxCoder(weights=(10, 10, 5, 5))`` and detectron2's
-``Box2BoxTransform(weights)`` are ``DeltaXYWHCoder.from_weights(weights)``: ``stds = 1 / weights``
-and the clamp only from above (``clamp_below=False``).
+Conventions: mmdetection's ``DeltaXYWHBBoxCoder(target_means, target_stds, clip_border,
+add_ctr_clamp, ctr_clamp)`` is ``DeltaXYWHCoder(means, stds, clip_border=..., add_ctr_clamp=...,
+ctr_clamp=...)`` (it clamps dw, dh to ``+-log(1000/16)`` on decode, as here by default; with
+``add_ctr_clamp`` only from above). torchvision's ``BoxCoder(weights=(10, 10, 5, 5))`` and
+detectron2's ``Box2BoxTransform(weights)`` are ``DeltaXYWHCoder.from_weights(weights)``:
+``stds = 1 / weights`` and the clamp only from above (``clamp_below=False``).
+
+The means and stds are applied as Python numbers, one per column, so no call copies a tensor of them
+from the host to the device.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TypeAlias
 
 import torch
 from torch import Tensor
@@ -42,6 +47,57 @@ def _four(values: Sequence[float], name: str, *, positive: bool) -> tuple[float,
     return tuple(check_number(v, name, low=low, strict=True) for v in values)
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _height_width(value: object, name: str) -> tuple[float, float] | None:
+    """``(height, width)`` of a sequence of at least two numbers (further entries ignored), else
+    None."""
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and len(value) >= 2:
+        height, width = value[0], value[1]
+        if _is_number(height) and _is_number(width):
+            return (
+                check_number(height, name, low=0.0, strict=False),
+                check_number(width, name, low=0.0, strict=False),
+            )
+    return None
+
+
+MaxShape: TypeAlias = Sequence[float] | Sequence[Sequence[float]] | Tensor
+
+
+def _image_bounds(max_shape: object, like: Tensor) -> tuple[float, float] | tuple[Tensor, Tensor]:
+    """``(height, width)`` of ``max_shape`` as numbers, or as tensors of shape ``(..., 1)``
+    (per image) in ``like``'s dtype and on its device, for boxes ``(..., N)`` in ``like``."""
+    pair = _height_width(max_shape, "max_shape")
+    if pair is not None:
+        return pair
+    bounds: Tensor | None = None
+    if isinstance(max_shape, Tensor):
+        if max_shape.dtype == torch.bool or max_shape.dtype.is_complex:
+            raise TypeError(f"max_shape must be a real tensor, got dtype {max_shape.dtype}")
+        bounds = max_shape
+    elif isinstance(max_shape, Sequence) and not isinstance(max_shape, (str, bytes)):
+        per_image = [_height_width(shape, "max_shape") for shape in max_shape]
+        if per_image and all(shape is not None for shape in per_image):
+            # A list given by the caller: one host-to-device copy (pass a tensor to avoid it).
+            bounds = torch.tensor(per_image, dtype=like.dtype)
+    if bounds is None:
+        raise TypeError(
+            "max_shape must be (height, width, ...) numbers, a sequence of them (one per image), "
+            f"or a tensor (..., 2+), got {max_shape!r}"
+        )
+    batch = like.shape[:-1]
+    if bounds.dim() == 0 or bounds.shape[-1] < 2 or bounds.shape[:-1] not in ((), batch):
+        raise ValueError(
+            f"max_shape of shape {tuple(bounds.shape)} does not fit decoded boxes of shape "
+            f"{(*like.shape, 4)}: give (2+,) for all boxes or {(*batch, 2)} (one per image)"
+        )
+    bounds = bounds.to(device=like.device, dtype=like.dtype)
+    return bounds[..., 0:1], bounds[..., 1:2]
+
+
 class DeltaXYWHCoder:
     """Encode boxes as (dx, dy, dw, dh) deltas from proposals, and decode deltas into boxes.
 
@@ -49,7 +105,13 @@ class DeltaXYWHCoder:
         means, stds: the deltas' normalisation, ``(x, y, w, h)``; stds ``> 0``.
         clamp: decoding clamps dw, dh to ``[-clamp, clamp]`` (``clamp_below=False``: to
             ``(-inf, clamp]``) before ``exp``, so no delta makes exp overflow. ``> 0``.
-        clamp_below: True as mmdetection, False as torchvision and detectron2.
+        clamp_below: True as mmdetection, False as torchvision and detectron2; default
+            ``not add_ctr_clamp`` (mmdetection's).
+        clip_border: clip decoded boxes to ``max_shape`` when it is given (mmdetection's
+            ``clip_border``).
+        add_ctr_clamp, ctr_clamp: mmdetection's centre clamp (YOLOF): decoding limits the shift
+            of the centre to ``ctr_clamp`` box units in x and in y (``ctr_clamp > 0``, default 32),
+            and, unless ``clamp_below`` says otherwise, clamps dw, dh only from above.
         min_size: widths and heights are raised to at least ``min_size`` (in box units) before
             they divide or enter ``log``, so a zero-width or zero-height box encodes to finite
             deltas (``log(min_size / wa)``, e.g. -18.4 for wa = 100) where every framework gives
@@ -63,14 +125,20 @@ class DeltaXYWHCoder:
         stds: Sequence[float] = (1.0, 1.0, 1.0, 1.0),
         clamp: float = DEFAULT_CLAMP,
         *,
-        clamp_below: bool = True,
+        clamp_below: bool | None = None,
+        clip_border: bool = True,
+        add_ctr_clamp: bool = False,
+        ctr_clamp: float = 32.0,
         min_size: float = 1e-6,
         box_format: str = "xyxy",
     ) -> None:
         self.means = _four(means, "means", positive=False)
         self.stds = _four(stds, "stds", positive=True)
         self.clamp = check_number(clamp, "clamp", low=0.0, strict=True)
-        self.clamp_below = bool(clamp_below)
+        self.add_ctr_clamp = bool(add_ctr_clamp)
+        self.ctr_clamp = check_number(ctr_clamp, "ctr_clamp", low=0.0, strict=True)
+        self.clamp_below = not self.add_ctr_clamp if clamp_below is None else bool(clamp_below)
+        self.clip_border = bool(clip_border)
         self.min_size = check_number(min_size, "min_size", low=0.0, strict=True)
         self.box_format = check_box_format(box_format)
 
@@ -100,17 +168,20 @@ class DeltaXYWHCoder:
         )
 
     def __repr__(self) -> str:
+        centre = f"ctr_clamp={self.ctr_clamp}, " if self.add_ctr_clamp else ""
         return (
             f"{type(self).__name__}(means={self.means}, stds={self.stds}, clamp={self.clamp}, "
-            f"clamp_below={self.clamp_below}, min_size={self.min_size}, "
+            f"clamp_below={self.clamp_below}, clip_border={self.clip_border}, "
+            f"add_ctr_clamp={self.add_ctr_clamp}, {centre}min_size={self.min_size}, "
             f"box_format={self.box_format!r})"
         )
 
-    def _centre_size(self, boxes: Tensor) -> tuple[Tensor, Tensor]:
-        """Centre and size of ``(..., 4)`` boxes, each ``(..., 2)``; sizes at least ``min_size``."""
+    def _centre_size(self, boxes: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Centre ``(x, y)`` and size ``(w, h)`` of ``(..., 4)`` boxes, each ``(...)``; sizes at
+        least ``min_size``."""
         x1, y1, x2, y2 = _corners(boxes, self.box_format)
-        lo, hi = torch.stack((x1, y1), dim=-1), torch.stack((x2, y2), dim=-1)
-        return (lo + hi) * 0.5, (hi - lo).clamp(min=self.min_size)
+        w, h = (x2 - x1).clamp(min=self.min_size), (y2 - y1).clamp(min=self.min_size)
+        return (x1 + x2) * 0.5, (y1 + y2) * 0.5, w, h
 
     def encode(self, proposals: Tensor, gt: Tensor) -> Tensor:
         """Deltas ``(..., 4)`` that turn ``proposals`` into ``gt`` (both ``(..., 4)``, same shape).
@@ -118,21 +189,26 @@ class DeltaXYWHCoder:
         float32 result (float64 for float64 input).
         """
         p, g, _ = _prepare_boxes(proposals, gt, self.box_format, False, ("proposals", "gt"))
-        p_xy, p_wh = self._centre_size(p)
-        g_xy, g_wh = self._centre_size(g)
-        deltas = torch.cat(((g_xy - p_xy) / p_wh, torch.log(g_wh / p_wh)), dim=-1)
-        return (deltas - deltas.new_tensor(self.means)) / deltas.new_tensor(self.stds)
+        px, py, pw, ph = self._centre_size(p)
+        gx, gy, gw, gh = self._centre_size(g)
+        deltas = ((gx - px) / pw, (gy - py) / ph, torch.log(gw / pw), torch.log(gh / ph))
+        return torch.stack(
+            [(d - m) / s for d, m, s in zip(deltas, self.means, self.stds, strict=True)], dim=-1
+        )
 
     def decode(
         self,
         proposals: Tensor,
         deltas: Tensor,
-        max_shape: Sequence[int] | None = None,
+        max_shape: MaxShape | None = None,
     ) -> Tensor:
         """Boxes ``(..., 4)`` from ``proposals`` moved by ``deltas`` (shapes broadcast together).
 
-        ``max_shape=(height, width)`` (further entries, e.g. channels, are ignored) clips the
-        boxes to the image: x to ``[0, width]``, y to ``[0, height]``.
+        ``max_shape`` clips the boxes to the image (with ``clip_border``): x to ``[0, width]``,
+        y to ``[0, height]``. It is ``(height, width)`` for every box (further entries, e.g.
+        channels, are ignored), or one per image for batched boxes ``(B, N, 4)``: a sequence of
+        ``B`` such pairs or a tensor ``(B, 2+)`` (mmdetection's batched decode). A tensor on the
+        boxes' device costs no host-device copy.
         """
         p_t = _check_boxes_tensor(proposals, "proposals")
         d_t = _check_boxes_tensor(deltas, "deltas")
@@ -143,17 +219,22 @@ class DeltaXYWHCoder:
                 f"proposals {tuple(p_t.shape)} and deltas {tuple(d_t.shape)} do not broadcast"
             ) from None
         dtype = compute_dtype(p_t, d_t)
-        p_xy, p_wh = self._centre_size(p_t.to(dtype))
-        d = d_t.to(dtype) * d_t.new_tensor(self.stds, dtype=dtype) + d_t.new_tensor(
-            self.means, dtype=dtype
-        )
+        px, py, pw, ph = self._centre_size(p_t.to(dtype))
+        dx, dy, dw, dh = d_t.to(dtype).unbind(-1)
+        (mx, my, mw, mh), (sx, sy, sw, sh) = self.means, self.stds
+        shift_x, shift_y = (dx * sx + mx) * pw, (dy * sy + my) * ph
+        if self.add_ctr_clamp:
+            shift_x = shift_x.clamp(-self.ctr_clamp, self.ctr_clamp)
+            shift_y = shift_y.clamp(-self.ctr_clamp, self.ctr_clamp)
         low = -self.clamp if self.clamp_below else None
-        centre = p_xy + d[..., :2] * p_wh
-        half = p_wh * torch.exp(d[..., 2:].clamp(min=low, max=self.clamp)) * 0.5
-        lo, hi = centre - half, centre + half
-        if max_shape is not None:
-            if len(max_shape) < 2:
-                raise ValueError(f"max_shape must be (height, width, ...), got {max_shape!r}")
-            bound = lo.new_tensor((float(max_shape[1]), float(max_shape[0])))
-            lo, hi = torch.minimum(lo.clamp(min=0), bound), torch.minimum(hi.clamp(min=0), bound)
-        return _from_corners(_Corners(*lo.unbind(-1), *hi.unbind(-1)), self.box_format)
+        half_w = pw * torch.exp((dw * sw + mw).clamp(min=low, max=self.clamp)) * 0.5
+        half_h = ph * torch.exp((dh * sh + mh).clamp(min=low, max=self.clamp)) * 0.5
+        cx, cy = px + shift_x, py + shift_y
+        box = _Corners(cx - half_w, cy - half_h, cx + half_w, cy + half_h)
+        if max_shape is not None and self.clip_border:
+            height, width = _image_bounds(max_shape, box.x1)
+            x1, y1, x2, y2 = (c.clamp(min=0) for c in box)
+            box = _Corners(
+                x1.clamp(max=width), y1.clamp(max=height), x2.clamp(max=width), y2.clamp(max=height)
+            )
+        return _from_corners(box, self.box_format)

@@ -1,4 +1,4 @@
-"""The IoU-family box regression losses: IoU, GIoU, DIoU, CIoU, EIoU and SIoU.
+"""The IoU-family box regression losses: IoU, GIoU, DIoU, CIoU, Efficient IoU and SIoU.
 
 Every loss takes ``pred`` and ``target`` boxes of the same shape ``(..., 4)`` in ``box_format``
 ("xyxy" default, "xywh", "cxcywh"; see :mod:`detloss.boxes`) and returns the element-wise loss of
@@ -87,13 +87,15 @@ def iou_loss(
     mode: str = "log",
     eps: float = EPS,
     *,
+    min_iou: float | None = None,
     box_format: str = "xyxy",
     check_boxes: bool = False,
     weight: Tensor | None = None,
     reduction: str = "mean",
     avg_factor: float | Tensor | None = None,
 ) -> Tensor:
-    """IoU loss (Yu et al., UnitBox, ACM MM 2016): with ``IoU`` clamped at ``eps`` from below::
+    """IoU loss (Yu et al., UnitBox, ACM MM 2016): with ``IoU = I / (U + eps)`` clamped at
+    ``min_iou`` from below::
 
         "log":    -log(IoU)     (default, as mmdetection's ``iou_loss`` and ``IoULoss``)
         "linear": 1 - IoU       (Huang et al., 2019; torchvision-style ``1 - box_iou``)
@@ -102,7 +104,10 @@ def iou_loss(
     Args:
         pred, target: boxes ``(..., 4)`` in ``box_format``.
         mode: "log", "linear" or "square".
-        eps: ``> 0``; in IoU's denominator and the clamp (so "log" is at most ``-log(eps)``).
+        eps: ``> 0``; in IoU's denominator.
+        min_iou: ``> 0``, the clamp (so "log" is at most ``-log(min_iou)``); default ``eps``.
+            mmdetection's ``IoULoss(eps=e)`` is ``eps=1e-6, min_iou=e``: its ``eps`` is only the
+            clamp, its IoU's denominator is ``max(U, 1e-6)``.
         check_boxes: validate boxes first (reads values: a host sync).
         weight: ``(...)`` or ``(..., 4)`` (averaged over the last dimension).
         reduction, avg_factor: see :func:`detloss.reduction.weight_reduce_loss`.
@@ -111,9 +116,10 @@ def iou_loss(
     """
     mode = check_mode(mode)
     eps = check_number(eps, "eps", low=0.0, strict=True)
+    low = eps if min_iou is None else check_number(min_iou, "min_iou", low=0.0, strict=True)
 
     def loss_of(p: Tensor, t: Tensor, fmt: BoxFormat) -> Tensor:
-        iou = iou_of_kind("iou", p, t, fmt, eps).clamp(min=eps)
+        iou = iou_of_kind("iou", p, t, fmt, eps).clamp(min=low)
         if mode == "linear":
             return 1 - iou
         if mode == "square":
@@ -226,7 +232,7 @@ def ciou_loss(
     )
 
 
-def eiou_loss(
+def efficient_iou_loss(
     pred: Tensor,
     target: Tensor,
     eps: float = EPS,
@@ -242,7 +248,8 @@ def eiou_loss(
         loss = 1 - IoU + rho^2 / (c^2 + eps) + (w - w_gt)^2 / (c_w^2 + eps) + (h - h_gt)^2 / (c_h^2 + eps)
 
     Not mmdetection's ``EIoULoss``, which is a different loss of the same abbreviation (Extended
-    IoU, Peng and Yu 2021, with ``smooth_point``). Arguments as :func:`giou_loss`.
+    IoU, Peng and Yu 2021: :func:`detloss.extended_iou_loss`); formerly detloss's ``eiou_loss``.
+    Arguments as :func:`giou_loss`.
     """
     eps = check_number(eps, "eps", low=0.0, strict=True)
 
@@ -264,6 +271,8 @@ def siou_loss(
     eps: float = EPS,
     theta: float = 4.0,
     *,
+    neg_gamma: bool = True,
+    clamp: bool = False,
     box_format: str = "xyxy",
     check_boxes: bool = False,
     weight: Tensor | None = None,
@@ -280,12 +289,21 @@ def siou_loss(
     The paper's angle cost ``1 - 2 sin^2(arcsin(|dy| / sigma) - pi/4)`` (sigma the centre distance)
     is ``cos(2 alpha - pi/2) = sin(2 alpha)``, written above without arcsin: the arcsin has an
     infinite gradient at ``sin(alpha) = +-1`` (boxes aligned on an axis), this form has none.
-    Equal to mmdetection's ``SIoULoss`` (default ``neg_gamma=False``) and YOLOv6's SIoU up to eps
-    placement, without their clamp of the result to [0, 2].
 
     Args:
         theta: the shape cost's exponent, ``>= 1`` (the paper uses 4; range 2 to 6).
+        neg_gamma: True (default) is the paper's distance cost above, whose exponent
+            ``gamma = Lambda - 2`` is negative. False is mmdetection's default
+            (``SIoULoss(neg_gamma=False)``): ``gamma = 2 - Lambda``, so ``Delta`` is
+            ``sum 1 - exp((2 - Lambda) rho_t)``, in ``(2 - 2 e^2, 0]``, which *lowers* the loss of
+            distant boxes.
+        clamp: clamp ``SIoU = 1 - loss`` to ``[-1, 1]``, i.e. the loss to ``[0, 2]``, with no
+            gradient beyond, as mmdetection. With ``neg_gamma=False`` the SIoU of boxes
+            far enough apart exceeds 1, so their loss is 0.
         others: as :func:`giou_loss`.
+
+    ``siou_loss(p, t, neg_gamma=False, clamp=True)`` is mmdetection's ``SIoULoss()`` and
+    ``siou_loss(p, t, clamp=True)`` its ``SIoULoss(neg_gamma=True)``, up to eps placement.
     """
     eps = check_number(eps, "eps", low=0.0, strict=True)
     theta = check_number(theta, "theta", low=1.0, strict=False)
@@ -294,15 +312,17 @@ def siou_loss(
         g = _pair(_corners(p, fmt), _corners(t, fmt), eps)
         (d_x, d_y), (c_w, c_h) = _centre_offset(g), _enclosing_size(g)
         angle = 2 * (d_x.abs() * d_y.abs()) / (d_x * d_x + d_y * d_y + eps)
+        gamma = angle - 2 if neg_gamma else 2 - angle
 
         def axis_cost(d: Tensor, c: Tensor, size: Tensor, size_gt: Tensor) -> Tensor:
-            # distance cost 1 - exp(-(2 - Lambda) rho_t) + shape cost (1 - exp(-omega_t))^theta
-            distance = -torch.expm1((angle - 2) * (d * d / (c * c + eps)))
+            # distance cost 1 - exp(gamma rho_t) + shape cost (1 - exp(-omega_t))^theta
+            distance = -torch.expm1(gamma * (d * d / (c * c + eps)))
             omega = (size - size_gt).abs() / (_pair_max(size, size_gt) + eps)
             return distance + (-torch.expm1(-omega)) ** theta
 
         cost = axis_cost(d_x, c_w, g.w, g.w_gt) + axis_cost(d_y, c_h, g.h, g.h_gt)
-        return 1 - g.iou + cost * 0.5
+        siou = g.iou - cost * 0.5
+        return 1 - (siou.clamp(-1.0, 1.0) if clamp else siou)
 
     return _box_loss(
         loss_of, pred, target, eps, box_format, check_boxes, weight, reduction, avg_factor

@@ -40,6 +40,7 @@ def smooth_l1_loss(
     beta: float | None = None,
     *,
     sigma: float | None = None,
+    l1_below: float = 0.0,
     weight: Tensor | None = None,
     reduction: str = "mean",
     avg_factor: float | Tensor | None = None,
@@ -59,6 +60,8 @@ def smooth_l1_loss(
             way, by computing L1 below ``beta < 1e-5``).
         sigma: Caffe / py-faster-rcnn parameterisation, ``sigma > 0``; ``beta = 1 / sigma**2``.
             Give ``beta`` or ``sigma``, not both.
+        l1_below: ``>= 0``; a ``beta`` below it is taken as 0 (exact L1). Default 0: only
+            ``beta == 0`` is L1. fvcore's ``smooth_l1_loss`` is ``l1_below=1e-5``.
         weight, reduction, avg_factor: see :func:`detloss.reduction.weight_reduce_loss`.
 
     Conventions: PyTorch ``F.smooth_l1_loss(beta=b)``, fvcore ``smooth_l1_loss(beta=b)`` and
@@ -68,6 +71,8 @@ def smooth_l1_loss(
     Huber's ``delta`` form is ``delta * smooth_l1_loss(beta=delta)`` (:func:`huber_loss`).
     """
     beta = resolve_beta(beta, sigma)
+    if beta < check_number(l1_below, "l1_below", low=0.0, strict=False):
+        beta = 0.0
     pred, target = prepare_pair(pred, target)
     # PyTorch's kernel computes plain L1 when beta == 0 (value and gradient).
     loss = F.smooth_l1_loss(pred, target, reduction="none", beta=beta)
