@@ -195,16 +195,14 @@ def synthetic_coco(num_images: int, seed: int, size: int = 64) -> tuple[dict[str
         image, objects = _draw_image(size, g)
         images.append(image)
         for label, mask in objects:
-            ys, xs = torch.nonzero(mask, as_tuple=True)
-            x0, y0 = xs.min().item(), ys.min().item()
-            w, h = xs.max().item() + 1 - x0, ys.max().item() + 1 - y0
+            bbox, area = mask_box(mask)
             annotations.append(
                 {
                     "id": len(annotations) + 1,
                     "image_id": image_id,
                     "category_id": label + 1,
-                    "bbox": [float(x0), float(y0), float(w), float(h)],
-                    "area": float(mask.sum().item()),
+                    "bbox": bbox,
+                    "area": area,
                     "iscrowd": 0,
                 }
             )
@@ -218,6 +216,15 @@ def synthetic_coco(num_images: int, seed: int, size: int = 64) -> tuple[dict[str
         "categories": [{"id": i + 1, "name": name} for i, name in enumerate(SHAPES)],
     }
     return coco, torch.stack(images)
+
+
+def mask_box(mask: Tensor) -> tuple[list[float], float]:
+    """COCO's ``[x, y, w, h]`` tight box of a non-empty pixel mask (pixel ``i`` spans ``[i, i + 1]``)
+    and its area, the number of pixels."""
+    ys, xs = torch.nonzero(mask, as_tuple=True)
+    x0, y0 = xs.min().item(), ys.min().item()
+    w, h = xs.max().item() + 1 - x0, ys.max().item() + 1 - y0
+    return [float(x0), float(y0), float(w), float(h)], float(mask.sum().item())
 
 
 def _uniform(g: torch.Generator, low: float = 0.0, high: float = 1.0, n: int = 1) -> Tensor:
