@@ -56,7 +56,8 @@ class OneStageDetector(nn.Module):
 
         self.backbone = Backbone()
         width = self.backbone.channels
-        self.tower = nn.Sequential(conv_block(width, width), conv_block(width, width))
+        self.cls_tower = nn.Sequential(conv_block(width, width), conv_block(width, width))
+        self.reg_tower = nn.Sequential(conv_block(width, width), conv_block(width, width))
         self.cls_head = nn.Conv2d(width, self.num_anchors * self.num_logits, 3, padding=1)
         self.reg_head = nn.Conv2d(width, self.num_anchors * 4, 3, padding=1)
         nn.init.normal_(self.cls_head.weight, std=0.01)
@@ -70,10 +71,12 @@ class OneStageDetector(nn.Module):
 
     def head(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """Logits ``(B, N, num_logits)`` and deltas ``(B, N, 4)`` of the ``N`` anchors."""
-        features = self.tower(self.backbone(images))
+        features = self.backbone(images)
         b = images.shape[0]
-        logits = self.cls_head(features).permute(0, 2, 3, 1).reshape(b, -1, self.num_logits)
-        deltas = self.reg_head(features).permute(0, 2, 3, 1).reshape(b, -1, 4)
+        logits = self.cls_head(self.cls_tower(features))
+        deltas = self.reg_head(self.reg_tower(features))
+        logits = logits.permute(0, 2, 3, 1).reshape(b, -1, self.num_logits)
+        deltas = deltas.permute(0, 2, 3, 1).reshape(b, -1, 4)
         return logits, deltas
 
     def forward(
