@@ -62,7 +62,8 @@ def test_box_is_the_tight_box_of_the_visible_mask() -> None:
         inside = mask[y0:y1, x0:x1]
         assert inside.sum() == mask.sum() == area
         # every edge of the box touches the mask
-        assert inside[0].any() and inside[-1].any() and inside[:, 0].any() and inside[:, -1].any()
+        for edge in (inside[0], inside[-1], inside[:, 0], inside[:, -1]):
+            assert edge.any()
 
 
 def test_later_shapes_leave_earlier_ones_visible() -> None:

@@ -70,7 +70,9 @@ def _greedy_nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> 
     order = scores.argsort(descending=True).tolist()
     keep: list[int] = []
     for i in order:
-        if all(detloss.box_iou(boxes[i : i + 1], boxes[j : j + 1]).item() <= threshold for j in keep):
+        if all(
+            detloss.box_iou(boxes[i : i + 1], boxes[j : j + 1]).item() <= threshold for j in keep
+        ):
             keep.append(i)
     return keep
 
@@ -205,7 +207,11 @@ def test_sample() -> None:
 
 
 def _caffe_smooth_l1_layer(
-    pred: torch.Tensor, target: torch.Tensor, inside: torch.Tensor, outside: torch.Tensor, sigma: float
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    inside: torch.Tensor,
+    outside: torch.Tensor,
+    sigma: float,
 ) -> torch.Tensor:
     """py-faster-rcnn's SmoothL1Loss layer (one image, batch size 1): with d = inside * (pred -
     target), f = 0.5 (sigma d)^2 where |d| < 1 / sigma^2, else |d| - 0.5 / sigma^2; the sum of
@@ -219,7 +225,7 @@ def _caffe_smooth_l1_layer(
 def test_rpn_loss_is_the_caffe_layer_with_inside_and_outside_weights(batch) -> None:
     """rpn_loss(sigma=3) on one image's sampled anchors is py-faster-rcnn's RPN loss: the Caffe
     layer with inside weights 1 on positives' coordinates and outside weights 1 / sampled."""
-    images, boxes, labels = batch
+    images, boxes, _ = batch
     torch.manual_seed(0)
     model = TwoStageDetector(3, 64, LOSSES["smooth_l1"], LOSSES["rpn"], LOSSES["fast_rcnn"])
     features = model.backbone(images[:1])

@@ -36,7 +36,7 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
             Path(out_dir) / f"global-{rank}.pt",
         )
         # The control: each rank divides by its own positives instead of the global mean.
-        onestage.avg_factor = lambda num_pos: num_pos.clamp_min(1).to(torch.float64)
+        onestage.avg_factor = lambda num_pos: num_pos.clamp_min(1).double()  # type: ignore[attr-defined]
         local = train(CONFIG, dataset)
         torch.save({"losses": local.losses}, Path(out_dir) / f"local-{rank}.pt")
     finally:

@@ -5,6 +5,7 @@ same loss curve, to 1e-5 in float64; and bf16 autocast trains finitely, close to
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -57,8 +58,12 @@ def _boxes(pred: Tensor, target: Tensor) -> dict[str, Tensor]:
     """IoU and the enclosing-box terms of xyxy box pairs."""
     w, h = pred[..., 2] - pred[..., 0], pred[..., 3] - pred[..., 1]
     wg, hg = target[..., 2] - target[..., 0], target[..., 3] - target[..., 1]
-    iw = (torch.minimum(pred[..., 2], target[..., 2]) - torch.maximum(pred[..., 0], target[..., 0])).clamp(min=0)
-    ih = (torch.minimum(pred[..., 3], target[..., 3]) - torch.maximum(pred[..., 1], target[..., 1])).clamp(min=0)
+    iw = (
+        torch.minimum(pred[..., 2], target[..., 2]) - torch.maximum(pred[..., 0], target[..., 0])
+    ).clamp(min=0)
+    ih = (
+        torch.minimum(pred[..., 3], target[..., 3]) - torch.maximum(pred[..., 1], target[..., 1])
+    ).clamp(min=0)
     union = w * h + wg * hg - iw * ih
     cw = torch.maximum(pred[..., 2], target[..., 2]) - torch.minimum(pred[..., 0], target[..., 0])
     ch = torch.maximum(pred[..., 3], target[..., 3]) - torch.minimum(pred[..., 1], target[..., 1])
@@ -139,7 +144,9 @@ def ce(logits: Tensor, labels: Tensor, **reduce: Any) -> Tensor:
 def varifocal(logits: Tensor, q: Tensor, **reduce: Any) -> Tensor:
     p = logits.sigmoid()  # mmdetection's varifocal_loss, alpha 0.75, gamma 2, IoU-weighted
     weight = q * (q > 0) + 0.75 * (p - q).abs() ** 2 * (q <= 0)
-    return _reduce(F.binary_cross_entropy_with_logits(logits, q, reduction="none") * weight, **reduce)
+    return _reduce(
+        F.binary_cross_entropy_with_logits(logits, q, reduction="none") * weight, **reduce
+    )
 
 
 def qfl(logits: Tensor, q: Tensor, **reduce: Any) -> Tensor:
@@ -176,7 +183,7 @@ def fast_rcnn(
     return {"loss_cls": F.cross_entropy(logits, labels), "loss_reg": lambda_ * reg}
 
 
-_FUNCTIONS = {
+_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "smooth_l1": smooth_l1, "l1": l1, "balanced_l1": balanced_l1, "iou": iou, "giou": giou,
     "diou": diou, "ciou": ciou, "eiou": eiou, "siou": siou, "focal": focal, "bce": bce, "ce": ce,
     "varifocal": varifocal, "qfl": qfl, "rpn": rpn, "fast_rcnn": fast_rcnn,
@@ -235,7 +242,9 @@ def test_a_wrong_reference_is_caught(tiny: data.DetectionSet) -> None:
     wrong = dict(REFERENCE) | {"giou": LossSpec(diou, "boxes")}
     ours = train(config, tiny)
     other = train(config, tiny, table=wrong)
-    difference = max(abs(a - b) for a, b in zip(ours.losses["reg"], other.losses["reg"], strict=True))
+    difference = max(
+        abs(a - b) for a, b in zip(ours.losses["reg"], other.losses["reg"], strict=True)
+    )
     assert difference > 1e-3
 
 

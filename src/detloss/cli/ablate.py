@@ -26,7 +26,6 @@ from detloss.cli import app
 
 DEFAULT_LOSSES = "smooth_l1,giou,ciou"
 DEFAULT_ITERS = 1000
-TRAIN_IMAGES, VAL_IMAGES = 4000, 500
 PAIRED_COMMAND = "detloss ablate --seeds 5 --iters 1400 --out ablate-paired"
 
 
@@ -73,13 +72,14 @@ def load_data(
     val_annotations: Path | None,
     val_images: Path | None,
     size: int,
-    data_seed: int,
+    synthetic: tuple[int, int, int],
 ) -> tuple[data.DetectionSet, data.DetectionSet]:
     """The user's COCO files (10% of the images held out without a validation file), or the
-    synthetic set."""
+    synthetic set: ``synthetic = (training images, validation images, seed)``."""
     if annotations is None:
-        full = data.synthetic(TRAIN_IMAGES + VAL_IMAGES, data_seed, size)
-        return data.split(full, VAL_IMAGES / (TRAIN_IMAGES + VAL_IMAGES))
+        train_count, val_count, seed = synthetic
+        full = data.synthetic(train_count + val_count, seed, size)
+        return data.split(full, val_count / (train_count + val_count))
     if images is None:
         raise typer.BadParameter("--data needs --images (the folder of its images)")
     train_set = data.read_coco(annotations, images, size)
@@ -157,9 +157,13 @@ def ablate(
     batch_size: Annotated[int, typer.Option(min=1, help="Images per iteration.")] = 32,
     lr: Annotated[float, typer.Option(min=0.0, help="Peak AdamW learning rate.")] = 3e-3,
     workers: Annotated[
-        int,
-        typer.Option(min=1, help="Single-thread worker processes for the runs [CPU count, max 8]."),
-    ] = min(8, os.cpu_count() or 1),
+        int | None,
+        typer.Option(
+            min=1,
+            help="Single-thread worker processes [all runs at once up to 2 per CPU core].",
+            show_default=False,
+        ),
+    ] = None,
     device: Annotated[str, typer.Option(help="Torch device: cpu, cuda, cuda:1...")] = "cpu",
     amp: Annotated[
         str | None, typer.Option(help="Mixed precision: bf16 or fp16 (autocast).")
@@ -181,6 +185,12 @@ def ablate(
     size: Annotated[
         int, typer.Option(min=16, help="Images are resized to size x size (multiple of 8).")
     ] = 64,
+    synthetic_train: Annotated[
+        int, typer.Option(min=1, help="Synthetic training images (without --data).")
+    ] = 4000,
+    synthetic_val: Annotated[
+        int, typer.Option(min=1, help="Synthetic validation images (without --data).")
+    ] = 500,
     data_seed: Annotated[int, typer.Option(help="Seed of the synthetic images.")] = 1234,
     baseline: Annotated[
         str | None, typer.Option(help="The loss the others are compared with [the first].")
@@ -218,12 +228,17 @@ def ablate(
 
     rank = _init_distributed(device)
     console = Console(quiet=rank != 0)
-    train_set, val_set = load_data(data_path, images, val_data, val_images, size, data_seed)
+    train_set, val_set = load_data(
+        data_path, images, val_data, val_images, size, (synthetic_train, synthetic_val, data_seed)
+    )
     out.mkdir(parents=True, exist_ok=True)
     data_file = out / f"datasets-rank{rank}.pt"
     experiment.save_datasets(data_file, train_set, val_set)
     distributed = dist.is_initialized()
-    parallel = 1 if distributed else min(workers, len(configs))
+    # Single-thread processes time-share a core well: up to 2 per core, the last round of runs
+    # shares the cores instead of leaving some idle.
+    parallel = workers or 2 * (os.cpu_count() or 1)
+    parallel = 1 if distributed else min(parallel, len(configs))
     console.print(
         f"{len(configs)} runs ({', '.join(names)} x {len(seed_list)} seed(s)) of {iters} "
         f"iterations x {batch_size} images, {detector} detector, "
