@@ -49,10 +49,13 @@ class TrainConfig:
     amp: str | None = None
     device: str = "cpu"
     float64: bool = False
+    label: str | None = None
+    """The run's name in tables; default :attr:`name`'s ``reg+cls`` (``reg`` for two-stage)."""
 
     @property
     def name(self) -> str:
-        """The losses, e.g. ``giou+focal`` (``giou`` for the two-stage detector)."""
+        if self.label is not None:
+            return self.label
         return self.reg if self.detector == "twostage" else f"{self.reg}+{self.cls}"
 
 

@@ -95,8 +95,9 @@ def results_table(summary: dict[str, Any], title: str) -> Table:
     for column in ("loss", "seeds", "AP", "AP50", "AP75", "AP_s", "AP_m", "AP_l"):
         table.add_column(column, justify="left" if column == "loss" else "right")
     for metric in report.COMPARED:
-        table.add_column(f"{metric} - {baseline} [95% CI]", justify="right")
+        table.add_column(f"Δ{metric} [95% CI]", justify="right")
     table.add_column("max |grad|", justify="right")
+    table.caption = f"Δ: paired difference to {baseline}, seed by seed"
     for name, result in summary["losses"].items():
         metrics = result["metrics"]
         cells = [name, str(len(result["seeds"]))]
@@ -215,19 +216,30 @@ def ablate(
     _device(device)
     cls_names = cls_names[:1] if detector == "twostage" else cls_names
     configs = [
-        TrainConfig(detector, reg, c, seed, iters, batch_size, lr, amp=amp, device=device)
+        TrainConfig(
+            detector,
+            reg,
+            c,
+            seed,
+            iters,
+            batch_size,
+            lr,
+            amp=amp,
+            device=device,
+            label=reg if len(cls_names) == 1 else f"{reg}+{c}",
+        )
         for seed in seed_list
         for reg in reg_names
         for c in cls_names
     ]
     names = list(dict.fromkeys(c.name for c in configs))
     if baseline is not None and baseline not in names:
-        baseline = next((n for n in names if n.split("+")[0] == baseline), None) or baseline
-    if baseline is not None and baseline not in names:
         raise typer.BadParameter(f"not among {', '.join(names)}", param_hint="--baseline")
 
     rank = _init_distributed(device)
     console = Console(quiet=rank != 0)
+    if not console.is_terminal:  # logs and pipes: keep each row of the table on one line
+        console.width = max(console.width, 150)
     train_set, val_set = load_data(
         data_path, images, val_data, val_images, size, (synthetic_train, synthetic_val, data_seed)
     )
