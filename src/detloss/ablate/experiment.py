@@ -21,7 +21,7 @@ from detloss.ablate.data import DetectionSet
 from detloss.ablate.evaluate import coco_metrics, coco_results, predict
 from detloss.ablate.train import TrainConfig, TrainResult, train
 
-SAMPLE_IMAGES = 8
+SAMPLE_IMAGES = 6
 """Validation images whose detections each run keeps for the report's figure."""
 CURVE_POINTS = 200
 """Loss curves are kept as at most this many means of consecutive iterations."""

@@ -150,7 +150,7 @@ def plot_samples(
     handles = [plt.Line2D([], [], color=f"C{i}", label=n) for i, n in enumerate(class_names)]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize="small")
     fig.tight_layout(rect=(0, 0.05, 1, 1))
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
 
 
