@@ -17,7 +17,7 @@ from detloss.ablate import data
 from detloss.ablate.losses import LOSSES, LossSpec, LossTable
 from detloss.ablate.train import TrainConfig, train
 
-EPS = 1e-7
+EPS = 1e-6  # mmdetection's eps (torchvision and fvcore use 1e-7), in every denominator and clamp
 ITERS = 24
 
 
