@@ -1,7 +1,8 @@
 """A RetinaNet-style one-stage detector (Lin et al., ICCV 2017) in miniature.
 
-One stride-8 feature map, 9 anchors per cell (3 sizes x 3 aspect ratios), a shared convolution
-tower, then per anchor ``C`` class logits (``C + 1`` for a softmax loss) and 4 box deltas.
+One stride-8 feature map, 9 anchors per cell (3 sizes x 3 aspect ratios), a classification and a
+regression tower of two convolutions each, then per anchor ``C`` class logits (``C + 1`` for a
+softmax loss) and 4 box deltas.
 Anchors are positive at IoU >= 0.5 with a box (and every box's best anchors), negative below
 0.4, ignored in between. The losses come from :mod:`detloss.ablate.losses`: a regression loss on
 encoded deltas or on decoded boxes, a classification loss on one-hot, class-index or IoU-quality
