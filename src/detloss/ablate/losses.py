@@ -49,7 +49,7 @@ LOSSES: dict[str, LossSpec] = {
     "giou": LossSpec(detloss.giou_loss, "boxes"),
     "diou": LossSpec(detloss.diou_loss, "boxes"),
     "ciou": LossSpec(detloss.ciou_loss, "boxes"),
-    "eiou": LossSpec(detloss.eiou_loss, "boxes"),
+    "eiou": LossSpec(detloss.efficient_iou_loss, "boxes"),  # Efficient IoU (Zhang et al. 2022)
     "siou": LossSpec(detloss.siou_loss, "boxes"),
     # Dense classification.
     "focal": LossSpec(detloss.sigmoid_focal_loss, "onehot", {"alpha": 0.25, "gamma": 2.0}),
