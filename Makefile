@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --constraint constraints-cpu.txt
 
-.PHONY: venv install-cli install-test demo test lint typecheck pytest clean
+.PHONY: venv install-cli install-ablate install-test demo ablate test lint typecheck pytest clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,12 +16,19 @@ install-cli: venv
 	$(PIP) torch==2.13.0
 	$(PIP) -e ".[cli]"
 
+install-ablate: venv
+	$(PIP) torch==2.13.0
+	$(PIP) -e ".[ablate]"
+
 install-test: venv
 	$(PIP) torch==2.13.0
 	$(PIP) -e ".[cli,bench,test]"
 
 demo: install-cli
 	$(BIN)/detloss simulate
+
+ablate: install-ablate
+	$(BIN)/detloss ablate
 
 lint:
 	$(BIN)/ruff format --check src tests

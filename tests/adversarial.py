@@ -6,7 +6,8 @@ float64 on the same (upcast) inputs: a float16/bfloat16/float32 result may be in
 that reference is at least half the dtype's largest number (inf, or NaN where an infinite
 intermediate meets a zero); where an element of the loss, weighted or not, or the weighted
 elements' sum is beyond the dtype's range, the reduced value may be infinite or NaN (inf * a zero
-weight), whatever ``avg_factor`` would divide it by; gradients are held to the invariant for
+weight), whatever ``avg_factor`` would divide it by; gradients are held to the invariant where
+the loss is below the largest number over :data:`GRADIENT_HEADROOM`, for
 upstream factors (weight over ``avg_factor``) up to :data:`UPSTREAM_LIMIT`, and may overflow
 within :data:`GRADIENT_HEADROOM` of the largest number. float64 inputs, whose
 magnitudes here
@@ -81,7 +82,8 @@ PARAMETERS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     "giou_loss": _BOX,
     "diou_loss": _BOX,
     "ciou_loss": {**_BOX, "alpha_gate": st.one_of(st.none(), fraction.filter(lambda v: v < 1))},
-    "eiou_loss": _BOX,
+    "efficient_iou_loss": _BOX,
+    "extended_iou_loss": {"eps": positive, "smooth_point": nonnegative},
     "siou_loss": {**_BOX, "theta": at_least_one},
     "bounded_iou_loss": {"beta": nonnegative, "eps": positive},
     "ghmc_loss": {"bins": st.integers(1, 10**4)},
@@ -292,7 +294,9 @@ def check_call(fn: Callable[..., Tensor], call: Call) -> None:
         return
     if not bool(torch.isfinite(loss).all()):
         assert_unrepresentable(loss, exact()[0], "loss", call)
-    if upstream_factor(call) > UPSTREAM_LIMIT:
+        return  # the loss itself overflows: so may its gradients
+    near_the_top = loss.abs().max() >= torch.finfo(loss.dtype).max / GRADIENT_HEADROOM
+    if upstream_factor(call) > UPSTREAM_LIMIT or bool(near_the_top):
         return
     for k, grad in enumerate(grads):
         if not bool(torch.isfinite(grad).all()):

@@ -61,9 +61,22 @@ IOU_CASES = [
     _ciou_case("ciou", detloss.ciou_loss, _xyxy),
     _ciou_case("ciou_mmdet_gate", detloss.ciou_loss, _near, {"alpha_gate": 0.5}),
     _ciou_case("ciou_large_cxcywh", detloss.ciou_loss, _large_cxcywh, {"box_format": "cxcywh"}),
-    _case("eiou", detloss.eiou_loss, _xyxy),
-    _case("eiou_cxcywh", detloss.eiou_loss, _maker("cxcywh"), {"box_format": "cxcywh"}),
+    _case("efficient_iou", detloss.efficient_iou_loss, _xyxy),
+    _case(
+        "efficient_iou_cxcywh",
+        detloss.efficient_iou_loss,
+        _maker("cxcywh"),
+        {"box_format": "cxcywh"},
+    ),
+    _case("extended_iou", detloss.extended_iou_loss, _xyxy),
+    _case(
+        "extended_iou_linear_xywh",
+        detloss.extended_iou_loss,
+        _maker("xywh"),
+        {"smooth_point": 0.0, "box_format": "xywh"},
+    ),
     _case("siou", detloss.siou_loss, _xyxy),
+    _case("siou_mmdet", detloss.siou_loss, _xyxy, {"neg_gamma": False, "clamp": True}),
     _case(
         "siou_theta2_xywh", detloss.siou_loss, _maker("xywh"), {"theta": 2.0, "box_format": "xywh"}
     ),

@@ -9,7 +9,15 @@ from hypothesis import strategies as st
 from torch import Tensor
 
 import detloss
-from detloss.boxes import BOX_FORMATS, IOU_KINDS, _corners, _halves, _pair_max, _pair_min
+from detloss.boxes import (
+    BOX_FORMATS,
+    BOX_IOU_KINDS,
+    IOU_KINDS,
+    _corners,
+    _halves,
+    _pair_max,
+    _pair_min,
+)
 from tests.boxgen import HAND, TINY, in_format, random_boxes
 
 
@@ -154,16 +162,20 @@ def test_bad_arguments_raise_clear_errors() -> None:
         detloss.convert_boxes(boxes, "xy", "xyxy")
     with pytest.raises(ValueError, match="out_fmt"):
         detloss.convert_boxes(boxes, "xyxy", "cxcy")
-    with pytest.raises(ValueError, match=r"kind must be one of .*'eiou'"):
+    with pytest.raises(ValueError, match=r"kind must be one of \('iou', 'iof', .*'eiou'"):
         detloss.box_iou(boxes, boxes, "eiou")
     with pytest.raises(ValueError, match=r"\(\.\.\., 4\), got \(3, 5\)"):
         detloss.box_iou(torch.zeros(3, 5), boxes)
     with pytest.raises(ValueError, match=r"\(\.\.\., 4\), got \(\)"):
         detloss.convert_boxes(torch.tensor(1.0), "xyxy", "xywh")
-    with pytest.raises(ValueError, match="same shape"):
+    with pytest.raises(ValueError, match=r"\(3, 4\) and boxes2 \(2, 4\) do not broadcast"):
         detloss.box_iou(boxes, torch.zeros(2, 4), aligned=True)
-    with pytest.raises(ValueError, match=r"aligned=False needs .*\(2, 3, 4\)"):
+    with pytest.raises(ValueError, match=r"aligned=False needs .*same batch.*\(2, 3, 4\)"):
         detloss.box_iou(torch.zeros(2, 3, 4), boxes)
+    with pytest.raises(ValueError, match=r"aligned=False needs .*got \(4,\)"):
+        detloss.box_iou(torch.zeros(4), boxes)
+    with pytest.raises(ValueError, match="iou_eps"):
+        detloss.box_iou(boxes, boxes, iou_eps=-1.0)
     with pytest.raises(ValueError, match="eps"):
         detloss.box_iou(boxes, boxes, eps=0.0)
     with pytest.raises(TypeError, match="bool"):
@@ -235,3 +247,44 @@ def test_maxima_minima_and_sizes_pass_the_gradient_to_the_first_argument_at_ties
         torch.testing.assert_close(got, value.detach(), rtol=0, atol=0)
         torch.testing.assert_close(grads[0], grad_a, rtol=0, atol=0)
         torch.testing.assert_close(grads[1], grad_b, rtol=0, atol=0)
+
+
+def test_iof_is_the_intersection_over_the_first_boxs_area() -> None:
+    # mmdetection's bbox_overlaps(mode="iof"): overlap / area of boxes1.
+    b1 = torch.tensor([[0.0, 0.0, 2.0, 2.0], [1.0, 1.0, 3.0, 3.0], [0.0, 0.0, 4.0, 4.0]])
+    b2 = torch.tensor([[1.0, 1.0, 3.0, 3.0], [0.0, 0.0, 4.0, 4.0], [5.0, 5.0, 6.0, 6.0]])
+    expected = torch.tensor([[1 / 4, 1.0, 0.0], [1.0, 1.0, 0.0], [4 / 16, 16 / 16, 0.0]])
+    torch.testing.assert_close(detloss.box_iou(b1, b2, "iof", eps=TINY), expected)
+    torch.testing.assert_close(
+        detloss.box_iou(b1, b2, "iof", aligned=True, eps=TINY), torch.tensor([0.25, 1.0, 0.0])
+    )
+
+
+@pytest.mark.parametrize("kind", BOX_IOU_KINDS)
+def test_batched_matrices_are_the_matrix_of_each_batch_entry(kind: str) -> None:
+    g = torch.Generator().manual_seed(3)
+    b1 = torch.stack([random_boxes(5, g)[0] for _ in range(3)])
+    b2 = torch.stack([random_boxes(7, g)[1] for _ in range(3)])
+    batched = detloss.box_iou(b1, b2, kind)
+    assert batched.shape == (3, 5, 7)
+    for i in range(3):
+        torch.testing.assert_close(batched[i], detloss.box_iou(b1[i], b2[i], kind))
+    # Aligned pairs broadcast: (5, 1, 4) against (1, 7, 4) is the matrix.
+    torch.testing.assert_close(
+        detloss.box_iou(b1[0, :, None], b2[0, None], kind, aligned=True), batched[0]
+    )
+
+
+def test_iou_eps_is_the_ious_own_denominator() -> None:
+    # torchvision's distance_box_iou: I / U without eps, eps only in the diagonal.
+    b1 = torch.tensor([[0.0, 0.0, 0.02, 0.02]], dtype=torch.float64)
+    b2 = torch.tensor([[0.01, 0.01, 0.03, 0.03]], dtype=torch.float64)
+    iou = 0.0001 / 0.0007
+    diou = iou - 0.0002 / (0.0018 + 1e-7)
+    got = detloss.box_iou(b1, b2, "diou", eps=1e-7, iou_eps=detloss.boxes.NO_EPS)
+    torch.testing.assert_close(got, torch.tensor([[diou]], dtype=torch.float64))
+    # The default eps in the IoU changes these small boxes' value by 1e-7 / 7e-4.
+    assert (detloss.box_iou(b1, b2, "diou", eps=1e-7) - got).abs().item() > 1e-5
+    # NO_EPS: zero-area pairs give 0, not NaN.
+    point = torch.tensor([[1.0, 1.0, 1.0, 1.0]])
+    assert detloss.box_iou(point, point, "giou", eps=detloss.boxes.NO_EPS).item() == 0.0

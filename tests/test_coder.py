@@ -8,6 +8,7 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import detloss
 from detloss import DeltaXYWHCoder
@@ -152,7 +153,95 @@ def test_bad_arguments_raise() -> None:
         coder.decode(torch.zeros(2, 4), torch.zeros(2, 8))
     with pytest.raises(ValueError, match="do not broadcast"):
         coder.decode(torch.zeros(2, 4), torch.zeros(3, 4))
-    with pytest.raises(ValueError, match="max_shape"):
-        coder.decode(torch.zeros(2, 4), torch.zeros(2, 4), max_shape=(10,))
+    with pytest.raises(ValueError, match="ctr_clamp"):
+        DeltaXYWHCoder(add_ctr_clamp=True, ctr_clamp=0)
     with pytest.raises(ValueError, match="same shape"):
         coder.encode(torch.zeros(2, 4), torch.zeros(3, 4))
+
+
+def _mmdet_delta2bbox(
+    rois: torch.Tensor, deltas: torch.Tensor, ctr_clamp: float | None
+) -> torch.Tensor:
+    """mmdetection's decode with unit stds: the centre shift, in box units, clamped to
+    +-ctr_clamp with add_ctr_clamp (and dw, dh then clamped only from above)."""
+    max_ratio = abs(math.log(16 / 1000))
+    pxy, pwh = (rois[:, :2] + rois[:, 2:]) / 2, rois[:, 2:] - rois[:, :2]
+    shift, dwh = pwh * deltas[:, :2], deltas[:, 2:]
+    if ctr_clamp is None:
+        dwh = dwh.clamp(-max_ratio, max_ratio)
+    else:
+        shift, dwh = shift.clamp(-ctr_clamp, ctr_clamp), dwh.clamp(max=max_ratio)
+    gxy, gwh = pxy + shift, pwh * dwh.exp()
+    return torch.cat([gxy - gwh / 2, gxy + gwh / 2], dim=-1)
+
+
+def test_centre_clamp_is_mmdetections_add_ctr_clamp() -> None:
+    rois = torch.tensor([[0.0, 0.0, 100.0, 100.0]] * 4)
+    deltas = torch.tensor(
+        [[0.1, -0.2, 0.5, -0.5], [2.0, -3.0, 0.0, 0.0], [0.0, 0.0, -9.0, 9.0], [0.3, 0.0, 0, 0]]
+    )
+    yolof = DeltaXYWHCoder(add_ctr_clamp=True, ctr_clamp=32)
+    assert not yolof.clamp_below
+    torch.testing.assert_close(yolof.decode(rois, deltas), _mmdet_delta2bbox(rois, deltas, 32.0))
+    torch.testing.assert_close(
+        DeltaXYWHCoder().decode(rois, deltas), _mmdet_delta2bbox(rois, deltas, None)
+    )
+    # 2.0 * 100 = 200 box units of shift, clamped to 32: the centre moves from 50 to 82.
+    assert yolof.decode(rois, deltas)[1, 0].item() == pytest.approx(82.0 - 50.0)
+    assert "ctr_clamp=32.0" in repr(yolof)
+
+
+def test_batched_decode_clips_each_image_to_its_own_shape() -> None:
+    proposals = torch.tensor([[[-5.0, -5.0, 50.0, 30.0]], [[-5.0, -5.0, 50.0, 30.0]]])
+    deltas = torch.zeros(2, 1, 4)
+    expected = torch.tensor([[[0.0, 0.0, 40.0, 20.0]], [[0.0, 0.0, 15.0, 10.0]]])
+    coder = DeltaXYWHCoder()
+    for max_shape in (
+        [(20, 40), (10, 15, 3)],
+        torch.tensor([[20, 40, 3], [10, 15, 3]]),
+        torch.tensor([[20.0, 40.0], [10.0, 15.0]], dtype=torch.float64),
+    ):
+        torch.testing.assert_close(coder.decode(proposals, deltas, max_shape), expected)
+    # One (height, width) for every image, as numbers or a tensor.
+    for one_shape in ((20, 40), [20.0, 40.0, 3], torch.tensor([20, 40])):
+        torch.testing.assert_close(coder.decode(proposals, deltas, one_shape), expected[[0, 0]])
+    # clip_border=False ignores max_shape (mmdetection's clip_border).
+    unclipped = DeltaXYWHCoder(clip_border=False).decode(proposals, deltas, (20, 40))
+    torch.testing.assert_close(unclipped, proposals)
+
+
+def test_max_shape_that_is_neither_a_pair_of_numbers_nor_a_tensor_is_rejected() -> None:
+    coder = DeltaXYWHCoder()
+    boxes = torch.zeros(2, 3, 4)
+    for bad in ("hw", (10,), [(10, 20), (5,)], [(10, 20), "ab"], (True, 3), {"h": 1}, 5):
+        with pytest.raises(TypeError, match="max_shape must be"):
+            coder.decode(boxes, boxes, bad)  # type: ignore[arg-type]
+    for bad_tensor in (torch.zeros(3, 2), torch.zeros(1), torch.zeros(2, 3, 2), torch.tensor(1.0)):
+        with pytest.raises(ValueError, match="max_shape of shape"):
+            coder.decode(boxes, boxes, bad_tensor)
+    with pytest.raises(TypeError, match="real tensor"):
+        coder.decode(boxes, boxes, torch.ones(2, dtype=torch.bool))
+    with pytest.raises(ValueError, match="max_shape"):
+        coder.decode(boxes, boxes, (-10, 20))
+
+
+class _RecordOps(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+def test_means_and_stds_are_applied_without_making_a_tensor_from_host_data() -> None:
+    # torch.tensor / new_tensor of Python numbers dispatch lift_fresh: on an accelerator each
+    # would be a host-to-device copy per call.
+    coder = DeltaXYWHCoder((0.1, -0.1, 0.0, 0.2), (0.1, 0.1, 0.2, 0.2))
+    proposal, gt = torch.tensor([PROPOSAL]), torch.tensor([GT])
+    with _RecordOps() as recorded:
+        deltas = coder.encode(proposal, gt)
+        coder.decode(proposal, deltas, (100, 100))
+    assert recorded.ops
+    assert not [op for op in recorded.ops if "lift_fresh" in op or "_to_copy" in op]

@@ -22,16 +22,20 @@ LOSSES: dict[str, Callable[..., Tensor]] = {
     "giou": detloss.giou_loss,
     "diou": detloss.diou_loss,
     "ciou": detloss.ciou_loss,
-    "eiou": detloss.eiou_loss,
+    "efficient": detloss.efficient_iou_loss,
+    "extended": detloss.extended_iou_loss,
     "siou": detloss.siou_loss,
 }
-MODULES: dict[str, Callable[..., Tensor]] = {
-    "IoULoss": detloss.iou_loss,
-    "GIoULoss": detloss.giou_loss,
-    "DIoULoss": detloss.diou_loss,
-    "CIoULoss": detloss.ciou_loss,
-    "EIoULoss": detloss.eiou_loss,
-    "SIoULoss": detloss.siou_loss,
+# Each module built with eps=1e-5 is its functional loss called with these arguments
+# (mmdetection's meaning of the registered name).
+MODULES: dict[str, tuple[Callable[..., Tensor], dict[str, Any]]] = {
+    "IoULoss": (detloss.iou_loss, {"eps": 1e-6, "min_iou": 1e-5}),
+    "GIoULoss": (detloss.giou_loss, {"eps": 1e-5}),
+    "DIoULoss": (detloss.diou_loss, {"eps": 1e-5}),
+    "CIoULoss": (detloss.ciou_loss, {"eps": 1e-5, "alpha_gate": 0.5}),
+    "EIoULoss": (detloss.extended_iou_loss, {"eps": 1e-5, "smooth_point": 0.1}),
+    "EfficientIoULoss": (detloss.efficient_iou_loss, {"eps": 1e-5}),
+    "SIoULoss": (detloss.siou_loss, {"eps": 1e-5, "neg_gamma": False, "clamp": True}),
 }
 
 
@@ -58,17 +62,25 @@ def _siou_expected(
 # disjoint (0,0,1,1)/(2,0,3,1): equal sizes, enclosing 3 x 1, offset (2, 0), rho^2/c^2 = 4/10.
 # crossed (0,0,2,1)/(0,0,1,2): sizes (2,1)/(1,2), enclosing 2 x 2, offset (-0.5, 0.5),
 #   rho^2/c^2 = 0.5/8, EIoU size terms 1/4 + 1/4, SIoU omega_w = omega_h = |2 - 1| / 2.
+# Extended IoU (smooth_point 0.1): 1 - EIoU >= 0.1 in all three, so the loss is 1 - EIoU - 0.05.
+#   overlapping: I_ext = I = 1, U = 7.
+#   disjoint: measured from (0, 0): a = (2, 0), b = (1, 1); a gap along x only, so
+#     I_ext = (b_x - a_x)(a_y + b_y) = -1 and U = 1 + 1 + 1 = 3: EIoU = -1/3.
+#   crossed: I_ext = I = 1, U = 3.
 LOSS_HAND = {
     "overlapping": {
-        "eiou": 1 - 1 / 7 + 2 / 18,
+        "efficient": 1 - 1 / 7 + 2 / 18,
+        "extended": 1 - 1 / 7 - 0.05,
         "siou": _siou_expected(1 / 7, 1, 1, 3, 3, (0.0, 0.0)),
     },
     "disjoint": {
-        "eiou": 1 + 4 / 10,
+        "efficient": 1 + 4 / 10,
+        "extended": 1 + 1 / 3 - 0.05,
         "siou": _siou_expected(0.0, 2, 0, 3, 1, (0.0, 0.0)),
     },
     "crossed": {
-        "eiou": 1 - 1 / 3 + 0.5 / 8 + 1 / 4 + 1 / 4,
+        "efficient": 1 - 1 / 3 + 0.5 / 8 + 1 / 4 + 1 / 4,
+        "extended": 1 - 1 / 3 - 0.05,
         "siou": _siou_expected(1 / 3, -0.5, 0.5, 2, 2, (0.5, 0.5)),
     },
 }
@@ -97,11 +109,11 @@ def test_iou_giou_diou_ciou_losses_hand_values(name: str, box_format: str) -> No
 
 @pytest.mark.parametrize("box_format", BOX_FORMATS)
 @pytest.mark.parametrize("name", sorted(LOSS_HAND))
-def test_eiou_siou_hand_values(name: str, box_format: str) -> None:
+def test_efficient_extended_siou_hand_values(name: str, box_format: str) -> None:
     box1, box2, _ = HAND[name]
     pred, target = _pair(box1, box2, box_format)
     for kind, want in LOSS_HAND[name].items():
-        got = LOSSES[kind](pred, target, TINY, box_format=box_format, reduction="none")
+        got = LOSSES[kind](pred, target, eps=TINY, box_format=box_format, reduction="none")
         torch.testing.assert_close(got, torch.tensor([want], dtype=torch.float64))
 
 
@@ -367,7 +379,7 @@ def test_loss_specific_arguments_are_checked() -> None:
 
 @pytest.mark.parametrize("type_name", sorted(MODULES))
 def test_modules_match_their_functional_loss(type_name: str) -> None:
-    fn = MODULES[type_name]
+    fn, arguments = MODULES[type_name]
     pred, target = random_boxes(8, torch.Generator().manual_seed(11), "cxcywh")
     weight = torch.rand(8, 4, dtype=torch.float64)
     module = detloss.build_loss(
@@ -376,7 +388,7 @@ def test_modules_match_their_functional_loss(type_name: str) -> None:
     assert type(module) is detloss.LOSSES[type_name]
     assert isinstance(module, detloss.WeightedLoss)
     got = module(pred, target, weight, avg_factor=3.0)
-    expected = fn(pred, target, eps=1e-5, box_format="cxcywh", weight=weight, avg_factor=3.0)
+    expected = fn(pred, target, **arguments, box_format="cxcywh", weight=weight, avg_factor=3.0)
     torch.testing.assert_close(got, 2.0 * expected)
     none = module(pred, target, reduction_override="none")
     assert none.shape == (8,)
@@ -386,20 +398,29 @@ def test_modules_match_their_functional_loss(type_name: str) -> None:
 def test_module_specific_arguments() -> None:
     pred, target = random_boxes(8, torch.Generator().manual_seed(12))
     iou = detloss.IoULoss(mode="square")
-    torch.testing.assert_close(iou(pred, target), detloss.iou_loss(pred, target, "square"))
+    torch.testing.assert_close(
+        iou(pred, target), detloss.iou_loss(pred, target, "square", min_iou=1e-6)
+    )
     assert detloss.IoULoss().mode == "log"  # mmdetection's default
-    ciou = detloss.CIoULoss(alpha_gate=0.5)
-    torch.testing.assert_close(ciou(pred, target), detloss.ciou_loss(pred, target, alpha_gate=0.5))
-    siou = detloss.SIoULoss(theta=2.0)
+    paper = detloss.CIoULoss(alpha_gate=None)
+    torch.testing.assert_close(paper(pred, target), detloss.ciou_loss(pred, target))
+    siou = detloss.SIoULoss(theta=2.0, neg_gamma=True, clamp=False)
     torch.testing.assert_close(siou(pred, target), detloss.siou_loss(pred, target, theta=2.0))
-    with pytest.raises(TypeError, match="smooth_point"):
-        detloss.build_loss({"type": "EIoULoss", "smooth_point": 0.1})
+    extended = detloss.build_loss({"type": "EIoULoss", "smooth_point": 0.2})
+    torch.testing.assert_close(
+        extended(pred, target), detloss.extended_iou_loss(pred, target, smooth_point=0.2)
+    )
+    assert "smooth_point=0.2" in repr(extended)
     with pytest.raises(ValueError, match="mode"):
         detloss.IoULoss(mode="cubic")
     with pytest.raises(ValueError, match="box_format"):
         detloss.GIoULoss(box_format="ltrb")
     with pytest.raises(ValueError, match="pred: 8 invalid"):
         detloss.DIoULoss(check_boxes=True)(pred.flip(-1), target)
+    with pytest.raises(ValueError, match="smooth_point"):
+        detloss.EIoULoss(smooth_point=-0.1)
+    with pytest.raises(TypeError, match="neg_gamma must be a bool"):
+        detloss.SIoULoss(neg_gamma="yes")  # type: ignore[arg-type]
 
 
 def test_losses_compile_without_graph_breaks_for_each_format_and_module() -> None:
@@ -408,6 +429,6 @@ def test_losses_compile_without_graph_breaks_for_each_format_and_module() -> Non
         compiled = torch.compile(fn, fullgraph=True, backend="eager")
         kw = {"box_format": "xywh", "reduction": "none"}
         torch.testing.assert_close(compiled(pred, target, **kw), fn(pred, target, **kw))
-    module = detloss.CIoULoss(alpha_gate=0.5, box_format="xywh")
+    module = detloss.CIoULoss(box_format="xywh")
     compiled_module = torch.compile(module, fullgraph=True, backend="eager")
     torch.testing.assert_close(compiled_module(pred, target), module(pred, target))

@@ -5,6 +5,7 @@ else (``AttributeError``, ``IndexError``, PyTorch's ``RuntimeError``...)."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from collections.abc import Callable, Iterator
@@ -87,7 +88,7 @@ def _keyword_variants(case: LossCase, inputs: tuple[Tensor, ...]) -> Iterator[tu
             yield parameter, (name, value)
 
 
-def _outcome(call: Callable[[], Tensor]) -> str | None:
+def _outcome(call: Callable[[], object]) -> str | None:
     """None when the call fails cleanly or works; else what went wrong."""
     try:
         loss = call()
@@ -111,11 +112,11 @@ def test_malformed_arguments_fail_cleanly(case: LossCase) -> None:
         for name, bad in _tensor_variants(tensor):
             args = list(inputs)
             args[position] = bad
-            problem = _outcome(lambda args=args: case(*args))
+            problem = _outcome(functools.partial(case, *args))
             if problem:
                 problems.append(f"input {position} as {name}: {problem}")
     for keyword, (name, bad) in _keyword_variants(case, inputs):
-        problem = _outcome(lambda keyword=keyword, bad=bad: case(*inputs, **{keyword: bad}))
+        problem = _outcome(functools.partial(case, *inputs, **{keyword: bad}))
         if problem:
             problems.append(f"{keyword}={name}: {problem}")
     known = KNOWN.get(case.fn.__name__, set())
@@ -124,7 +125,7 @@ def test_malformed_arguments_fail_cleanly(case: LossCase) -> None:
 
 
 def _float_parameters(cls: type) -> list[str]:
-    parameters = inspect.signature(cls.__init__).parameters.values()
+    parameters = inspect.signature(cls).parameters.values()
     return [p.name for p in parameters if type(p.default) is float]
 
 

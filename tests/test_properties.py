@@ -117,7 +117,7 @@ def test_convert_boxes_is_finite(data: st.DataObject) -> None:
     check_call(detloss.convert_boxes, Call([boxes], kwargs, (0,)))
 
 
-CODERS = {
+CODERS: dict[str, dict[str, Any]] = {
     "mmdetection": {},
     "torchvision": {"stds": (0.1, 0.1, 0.2, 0.2), "clamp_below": False},
     # 1 / stds multiplies the gradient (an upstream factor) of offsets up to 1e30
@@ -129,7 +129,7 @@ CODERS = {
 @given(data=st.data())
 def test_box_coder_is_finite(data: st.DataObject) -> None:
     dtype = data.draw(st.sampled_from(FLOATS), label="dtype")
-    config = CODERS[data.draw(st.sampled_from(sorted(CODERS)), label="coder")]
+    config: dict[str, Any] = CODERS[data.draw(st.sampled_from(sorted(CODERS)), label="coder")]
     box_format = data.draw(st.sampled_from(detloss.boxes.BOX_FORMATS), label="format")
     coder = detloss.DeltaXYWHCoder(**config, box_format=box_format)
     pair = _box_pair(data, dtype, (3,), (3,))
@@ -159,7 +159,8 @@ def test_faster_rcnn_losses_are_finite(data: st.DataObject) -> None:
             torch.randint(-1, 2, (n,), generator=g),
             *(_boxes(data, dtype, (n,)) for _ in range(2)),
         ]
-        fn, kwargs = detloss.rpn_loss, {"normalizer": "paper", "num_anchor_locations": n}
+        fn: Callable[..., dict[str, Tensor]] = detloss.rpn_loss
+        kwargs: dict[str, Any] = {"normalizer": "paper", "num_anchor_locations": n}
     else:
         inputs = [
             torch.randn(n, classes, generator=g, dtype=torch.float64),

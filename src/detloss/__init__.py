@@ -24,10 +24,18 @@ from detloss.dice import dice_loss
 from detloss.distillation import knowledge_distillation_kl_div_loss
 from detloss.distributed import global_avg_factor
 from detloss.eqlv2 import eqlv2_loss
+from detloss.extended_iou import extended_iou_loss
 from detloss.faster_rcnn import fast_rcnn_loss, rpn_loss
 from detloss.gaussian_focal import gaussian_focal_loss
 from detloss.ghm import ghmc_loss, ghmr_loss
-from detloss.iou import ciou_loss, diou_loss, eiou_loss, giou_loss, iou_loss, siou_loss
+from detloss.iou import (
+    ciou_loss,
+    diou_loss,
+    efficient_iou_loss,
+    giou_loss,
+    iou_loss,
+    siou_loss,
+)
 from detloss.modules import (
     GHMC,
     GHMR,
@@ -38,6 +46,7 @@ from detloss.modules import (
     DiceLoss,
     DIoULoss,
     DistributionFocalLoss,
+    EfficientIoULoss,
     EIoULoss,
     EQLV2Loss,
     FocalLoss,
@@ -86,6 +95,7 @@ __all__ = [
     "DistributionFocalLoss",
     "EIoULoss",
     "EQLV2Loss",
+    "EfficientIoULoss",
     "FocalLoss",
     "GIoULoss",
     "GaussianFocalLoss",
@@ -116,8 +126,9 @@ __all__ = [
     "diou_loss",
     "distributed",
     "distribution_focal_loss",
-    "eiou_loss",
+    "efficient_iou_loss",
     "eqlv2_loss",
+    "extended_iou_loss",
     "fast_rcnn_loss",
     "faster_rcnn",
     "gaussian_focal_loss",

@@ -38,18 +38,26 @@ BoxFormat: TypeAlias = Literal["xyxy", "xywh", "cxcywh"]
 BOX_FORMATS: tuple[str, ...] = ("xyxy", "xywh", "cxcywh")
 IoUKind: TypeAlias = Literal["iou", "giou", "diou", "ciou"]
 IOU_KINDS: tuple[str, ...] = ("iou", "giou", "diou", "ciou")
+BoxIoUKind: TypeAlias = Literal["iou", "iof", "giou", "diou", "ciou"]
+BOX_IOU_KINDS: tuple[str, ...] = ("iou", "iof", "giou", "diou", "ciou")
+Pairing: TypeAlias = Literal["same", "broadcast", "matrix"]
 EPS: float = 1e-6
 """Default ``eps`` of every IoU function (mmdetection's IoU-loss modules use 1e-6 too)."""
-EPS_RANGE: tuple[float, float] = (1e-30, 1e30)
-"""The accepted ``eps`` of the box losses: numbers float32 represents, far from its limits."""
+NO_EPS: float = torch.finfo(torch.float32).tiny
+"""An ``eps`` that stands for none (torchvision's ``box_iou`` and ``generalized_box_iou`` divide
+without one): the smallest normal float32, which changes no quotient whose denominator exceeds
+about 1e-31, and turns the 0/0 of zero-area pairs into 0 instead of NaN."""
+EPS_RANGE: tuple[float, float] = (NO_EPS, 1e30)
+"""The accepted ``eps`` of the box losses: numbers float32 represents (an eps below would round
+to 0 where it is not divided by the pair's size: CIoU's alpha, ``iou_loss``'s clamp)."""
 
 _FOUR_OVER_PI_SQUARED = 4.0 / torch.pi**2
 
 
-def check_eps(eps: object) -> float:
+def check_eps(eps: object, name: str = "eps") -> float:
     """``eps`` as a float in :data:`EPS_RANGE`; ``TypeError`` / ``ValueError`` otherwise."""
     low, high = EPS_RANGE
-    return check_number(eps, "eps", low=low, strict=False, high=high)
+    return check_number(eps, name, low=low, strict=False, high=high)
 
 
 def check_box_format(box_format: object, name: str = "box_format") -> BoxFormat:
@@ -143,26 +151,34 @@ def _prepare_boxes(
     check_boxes: bool,
     names: tuple[str, str] = ("pred", "target"),
     *,
-    aligned: bool = True,
+    pairing: Pairing = "same",
 ) -> tuple[Tensor, Tensor, BoxFormat]:
     """Check two box tensors; return both in their common compute dtype, and the format.
 
-    ``aligned``: the same shape ``(..., 4)``, compared pair by pair. Otherwise ``(N, 4)`` and
-    ``(M, 4)``, returned as ``(N, 1, 4)`` and ``(1, M, 4)``, which broadcast to every pair.
-    ``check_boxes`` validates the values first (:func:`validate_boxes`, a host sync). Read them
-    as corners with :func:`_corners`.
+    ``pairing``: "same" -- the same shape ``(..., 4)``, compared pair by pair (every loss);
+    "broadcast" -- shapes ``(..., 4)`` that broadcast together; "matrix" -- ``(..., N, 4)`` and
+    ``(..., M, 4)`` with equal batch dimensions, returned as ``(..., N, 1, 4)`` and
+    ``(..., 1, M, 4)``, which broadcast to every pair of each batch entry. ``check_boxes``
+    validates the values first (:func:`validate_boxes`, a host sync). Read them as corners with
+    :func:`_corners`.
     """
     b1 = _check_boxes_tensor(boxes1, names[0])
     b2 = _check_boxes_tensor(boxes2, names[1])
-    if aligned and b1.shape != b2.shape:
+    s1, s2 = tuple(b1.shape), tuple(b2.shape)
+    if pairing == "same" and s1 != s2:
+        raise ValueError(f"{names[0]} and {names[1]} must have the same shape, got {s1} and {s2}")
+    if pairing == "broadcast":
+        try:
+            torch.broadcast_shapes(b1.shape, b2.shape)  # type: ignore[no-untyped-call]
+        except RuntimeError:
+            raise ValueError(
+                f"{names[0]} {s1} and {names[1]} {s2} do not broadcast together"
+            ) from None
+    if pairing == "matrix" and (b1.dim() < 2 or b2.dim() < 2 or s1[:-2] != s2[:-2]):
         raise ValueError(
-            f"{names[0]} and {names[1]} must have the same shape, got {tuple(b1.shape)} "
-            f"and {tuple(b2.shape)}"
-        )
-    if not aligned and (b1.dim() != 2 or b2.dim() != 2):
-        raise ValueError(
-            f"aligned=False needs {names[0]} of shape (N, 4) and {names[1]} of shape (M, 4), got "
-            f"{tuple(b1.shape)} and {tuple(b2.shape)}; use aligned=True for paired boxes"
+            f"aligned=False needs {names[0]} of shape (..., N, 4) and {names[1]} of shape "
+            f"(..., M, 4) with the same batch dimensions, got {s1} and {s2}; use aligned=True "
+            "for paired boxes"
         )
     fmt = check_box_format(box_format)
     if check_boxes:
@@ -170,8 +186,8 @@ def _prepare_boxes(
         validate_boxes(b2, fmt, names[1])
     dtype = compute_dtype(b1, b2)
     b1, b2 = b1.to(dtype), b2.to(dtype)
-    if not aligned:
-        b1, b2 = b1[:, None], b2[None]
+    if pairing == "matrix":
+        b1, b2 = b1.unsqueeze(-2), b2.unsqueeze(-3)
     return b1, b2, fmt
 
 
@@ -202,9 +218,10 @@ def _halves(box: _Corners) -> _Corners:
 class _Pair(NamedTuple):
     """The terms every IoU kind of a box pair uses (``(...)`` tensors), lengths in units of ``s``,
     the larger side of the pair's enclosing box: the sizes of the prediction and the target and
-    of the enclosing box, ``iou = I / (U + eps)``, the union ``U``, ``eps`` in these units
-    (``eps / s^2``, or ``eps`` itself when relative, clamped to :data:`EPS_AREA_RANGE`), ``1 / s``
-    (detached) and the corners in these units (for the centres)."""
+    of the enclosing box, ``iou = I / (U + iou_eps)``, the union ``U``, the intersection ``I``,
+    ``eps`` in these units (``eps / s^2``, or ``eps`` itself when relative, clamped to
+    :data:`EPS_AREA_RANGE`), ``1 / s`` (detached) and the corners in these units (for the
+    centres)."""
 
     w: Tensor
     h: Tensor
@@ -214,22 +231,17 @@ class _Pair(NamedTuple):
     c_h: Tensor
     iou: Tensor
     union: Tensor
+    inter: Tensor
     eps: Tensor | float
     scale: Tensor
     p: _Corners
     t: _Corners
 
 
-def _pair(p: _Corners, t: _Corners, eps: float, relative_eps: bool = False) -> _Pair:
-    """The :class:`_Pair` of corresponding boxes ``p`` (the prediction) and ``t``.
-
-    Every term is a ratio of lengths or areas, so computing on coordinates relative to the
-    enclosing box's corner and divided by ``s`` (both constants for the gradient), with ``eps``
-    divided by ``s^2``, changes no value and no gradient, while no coordinate, area or squared
-    length can overflow or underflow (each coordinate is in [0, 1]). Where the union is 0 (two
-    zero-area boxes) ``iou`` is 0 with a zero gradient: to first order no move of one box gives
-    them an intersection.
-    """
+def _in_units_of_s(p: _Corners, t: _Corners) -> tuple[_Corners, _Corners, Tensor]:
+    """Both boxes (:func:`_halves`) relative to the enclosing box's top-left corner, divided by
+    ``s``, the enclosing box's larger side (both constants for the gradient): coordinates in
+    [0, 1]. Also ``r = 2 / s`` (detached)."""
     p, t = _halves(p), _halves(t)
     lo_x, lo_y = _pair_min(p.x1, t.x1).detach(), _pair_min(p.y1, t.y1).detach()
     half_s = torch.maximum(_pair_max(p.x2, t.x2) - lo_x, _pair_max(p.y2, t.y2) - lo_y).detach()
@@ -238,17 +250,44 @@ def _pair(p: _Corners, t: _Corners, eps: float, relative_eps: bool = False) -> _
         _Corners((b.x1 - lo_x) * r, (b.y1 - lo_y) * r, (b.x2 - lo_x) * r, (b.y2 - lo_y) * r)
         for b in (p, t)
     )
+    return p, t, r
+
+
+def _area_eps(eps: float, r: Tensor, relative_eps: bool) -> Tensor | float:
+    """``eps`` (an area) in units of ``s = 2 / r``, clamped to :data:`EPS_AREA_RANGE`."""
+    low, high = EPS_AREA_RANGE
+    return min(max(eps, low), high) if relative_eps else (r * r * (eps * 0.25)).clamp(low, high)
+
+
+def _pair(
+    p: _Corners,
+    t: _Corners,
+    eps: float,
+    relative_eps: bool = False,
+    iou_eps: float | None = None,
+) -> _Pair:
+    """The :class:`_Pair` of corresponding boxes ``p`` (the prediction) and ``t``; ``iou_eps``
+    (default ``eps``) is the eps of the IoU's own denominator.
+
+    Every term is a ratio of lengths or areas, so computing on coordinates relative to the
+    enclosing box's corner and divided by ``s`` (both constants for the gradient), with ``eps``
+    divided by ``s^2``, changes no value and no gradient, while no coordinate, area or squared
+    length can overflow or underflow (each coordinate is in [0, 1]). Where the union is 0 (two
+    zero-area boxes) ``iou`` is 0 with a zero gradient: to first order no move of one box gives
+    them an intersection.
+    """
+    p, t, r = _in_units_of_s(p, t)
     w, h, w_gt, h_gt = p.x2 - p.x1, p.y2 - p.y1, t.x2 - t.x1, t.y2 - t.y1
     inter_w = (_pair_min(p.x2, t.x2) - _pair_max(p.x1, t.x1)).clamp(min=0)
     inter_h = (_pair_min(p.y2, t.y2) - _pair_max(p.y1, t.y1)).clamp(min=0)
     c_w = _pair_max(p.x2, t.x2) - _pair_min(p.x1, t.x1)
     c_h = _pair_max(p.y2, t.y2) - _pair_min(p.y1, t.y1)
-    low, high = EPS_AREA_RANGE
-    eps_area = min(max(eps, low), high) if relative_eps else (r * r * (eps * 0.25)).clamp(low, high)
+    eps_area = _area_eps(eps, r, relative_eps)
+    iou_eps_area = eps_area if iou_eps is None else _area_eps(iou_eps, r, relative_eps)
     inter = inter_w * inter_h
     union = w * h + w_gt * h_gt - inter
-    iou = torch.where(union > 0, inter / (union + eps_area), 0.0)
-    return _Pair(w, h, w_gt, h_gt, c_w, c_h, iou, union, eps_area, r * 0.5, p, t)
+    iou = torch.where(union > 0, inter / (union + iou_eps_area), 0.0)
+    return _Pair(w, h, w_gt, h_gt, c_w, c_h, iou, union, inter, eps_area, r * 0.5, p, t)
 
 
 def _length_eps(g: _Pair, eps: float, relative_eps: bool) -> Tensor | float:
@@ -317,9 +356,11 @@ def _iou_of_kind(
     eps: float,
     alpha_gate: float | None = None,
     relative_eps: bool = False,
+    iou_eps: float | None = None,
 ) -> Tensor:
-    """IoU, GIoU, DIoU (``IoU - rho^2 / (c^2 + eps)``) or CIoU (``DIoU - alpha v``) of pairs."""
-    g = _pair(p, t, eps, relative_eps)
+    """IoU, GIoU, DIoU (``IoU - rho^2 / (c^2 + eps)``) or CIoU (``DIoU - alpha v``) of pairs;
+    ``relative_eps`` and ``iou_eps`` as :func:`_pair`."""
+    g = _pair(p, t, eps, relative_eps, iou_eps)
     if kind == "iou":
         return g.iou
     if kind == "giou":
@@ -329,11 +370,12 @@ def _iou_of_kind(
     return _diou(g) - _aspect_penalty(g, eps, alpha_gate)
 
 
-def check_kind(kind: object) -> IoUKind:
-    """Return ``kind`` if it is "iou", "giou", "diou" or "ciou"; raise ``ValueError`` otherwise."""
-    if kind == "iou" or kind == "giou" or kind == "diou" or kind == "ciou":
+def check_kind(kind: object) -> BoxIoUKind:
+    """Return ``kind`` if it is "iou", "iof", "giou", "diou" or "ciou"; raise ``ValueError``
+    otherwise."""
+    if kind == "iou" or kind == "iof" or kind == "giou" or kind == "diou" or kind == "ciou":
         return kind
-    raise ValueError(f"kind must be one of {IOU_KINDS}, got {kind!r}")
+    raise ValueError(f"kind must be one of {BOX_IOU_KINDS}, got {kind!r}")
 
 
 def box_iou(
@@ -344,34 +386,54 @@ def box_iou(
     aligned: bool = False,
     box_format: str = "xyxy",
     eps: float = EPS,
+    iou_eps: float | None = None,
     check_boxes: bool = False,
 ) -> Tensor:
-    """IoU, GIoU, DIoU or CIoU between boxes.
+    """IoU, IoF, GIoU, DIoU or CIoU between boxes.
 
-    With ``I``, ``U`` the intersection and union areas, ``C`` / ``(c_w, c_h)`` the smallest
-    enclosing box's area / size, ``rho`` the distance between the centres::
+    With ``I``, ``U`` the intersection and union areas, ``A1`` the area of the box of ``boxes1``,
+    ``C`` / ``(c_w, c_h)`` the smallest enclosing box's area / size, ``rho`` the distance between
+    the centres::
 
-        iou  = I / (U + eps)
+        iou  = I / (U + iou_eps)
+        iof  = I / (A1 + eps)             intersection over the first box (mmdetection's "iof")
         giou = iou - (C - U) / (C + eps)
         diou = iou - rho^2 / (c_w^2 + c_h^2 + eps)
         ciou = diou - alpha v          (v, alpha: :func:`detloss.ciou_loss`)
 
     Args:
-        boxes1, boxes2: boxes in ``box_format``. ``aligned=False``: shapes ``(N, 4)`` and
-            ``(M, 4)``, result ``(N, M)`` with entry ``[i, j]`` comparing ``boxes1[i]`` and
-            ``boxes2[j]``. ``aligned=True``: the same shape ``(..., 4)``, result ``(...)``.
-        kind: "iou", "giou", "diou" or "ciou".
-        eps: in [1e-30, 1e30], an area added to every denominator (mmdetection's absolute eps:
+        boxes1, boxes2: boxes in ``box_format``. ``aligned=False``: shapes ``(..., N, 4)`` and
+            ``(..., M, 4)`` with the same batch dimensions (none, or e.g. ``B``), result
+            ``(..., N, M)`` with entry ``[..., i, j]`` comparing ``boxes1[..., i]`` and
+            ``boxes2[..., j]``. ``aligned=True``: shapes ``(..., 4)`` that broadcast together,
+            result of the broadcast shape without the last dimension.
+        kind: "iou", "iof", "giou", "diou" or "ciou".
+        eps: in [1.2e-38, 1e30], an area added to every denominator (mmdetection's absolute eps:
             with coordinates normalised to [0, 1] it is not small; see :mod:`detloss.iou`).
+        iou_eps: in the same range, the eps of the IoU's own denominator instead of ``eps``
+            (torchvision's ``distance_box_iou`` and ``complete_box_iou`` divide ``I / U``
+            without one and add ``eps`` elsewhere: ``iou_eps=NO_EPS``).
         check_boxes: validate the boxes first (:func:`validate_boxes`; reads values).
 
     Returns:
-        float32 (float64 for float64 input). IoU is in [0, 1], GIoU in [-1, 1], DIoU in (-1, 1],
-        CIoU in (-2, 1]; zero-area boxes have IoU 0 with everything, themselves included.
+        float32 (float64 for float64 input). IoU and IoF are in [0, 1], GIoU in [-1, 1], DIoU in
+        (-1, 1], CIoU in (-2, 1]; zero-area boxes have IoU 0 with everything, themselves included.
     """
     k = check_kind(kind)
     eps = check_eps(eps)
+    if iou_eps is not None:
+        iou_eps = check_eps(iou_eps, "iou_eps")
     b1, b2, fmt = _prepare_boxes(
-        boxes1, boxes2, box_format, check_boxes, ("boxes1", "boxes2"), aligned=aligned
+        boxes1,
+        boxes2,
+        box_format,
+        check_boxes,
+        ("boxes1", "boxes2"),
+        pairing="broadcast" if aligned else "matrix",
     )
-    return _iou_of_kind(k, _corners(b1, fmt), _corners(b2, fmt), eps)
+    p, t = _corners(b1, fmt), _corners(b2, fmt)
+    if k == "iof":  # 0, with a zero gradient, where the first box has no area (as IoU's union)
+        g = _pair(p, t, eps)
+        area = g.w * g.h
+        return torch.where(area > 0, g.inter / (area + g.eps), 0.0)
+    return _iou_of_kind(k, p, t, eps, iou_eps=iou_eps)

@@ -6,17 +6,22 @@ With a proposal (anchor) of centre ``(xa, ya)`` and size ``(wa, ha)`` and a box 
     t = ((x - xa) / wa, (y - ya) / ha, log(w / wa), log(h / ha))
     encode: (t - means) / stds          decode: t = deltas * stds + means, then invert t
 
-Conventions: mmdetection's ``DeltaXYWHBBoxCoder(target_means, target_stds)`` is
-``DeltaXYWHCoder(means, stds)`` (it clamps dw, dh to ``+-log(1000/16)`` on decode, as here by
-default). torchvision's ``BoxCoder(weights=(10, 10, 5, 5))`` and detectron2's
-``Box2BoxTransform(weights)`` are ``DeltaXYWHCoder.from_weights(weights)``: ``stds = 1 / weights``
-and the clamp only from above (``clamp_below=False``).
+Conventions: mmdetection's ``DeltaXYWHBBoxCoder(target_means, target_stds, clip_border,
+add_ctr_clamp, ctr_clamp)`` is ``DeltaXYWHCoder(means, stds, clip_border=..., add_ctr_clamp=...,
+ctr_clamp=...)`` (it clamps dw, dh to ``+-log(1000/16)`` on decode, as here by default; with
+``add_ctr_clamp`` only from above). torchvision's ``BoxCoder(weights=(10, 10, 5, 5))`` and
+detectron2's ``Box2BoxTransform(weights)`` are ``DeltaXYWHCoder.from_weights(weights)``:
+``stds = 1 / weights`` and the clamp only from above (``clamp_below=False``).
+
+The means and stds are applied as Python numbers, one per column, so no call copies a tensor of them
+from the host to the device.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TypeAlias
 
 import torch
 from torch import Tensor
@@ -45,18 +50,55 @@ def _four(values: Sequence[float], name: str, *, scale: bool) -> tuple[float, ..
     return tuple(check_number(v, name, low=-math.inf, strict=True) for v in values)
 
 
-def _check_max_shape(max_shape: object) -> tuple[float, float]:
-    """``(height, width)`` from ``(height, width, ...)`` Python numbers (a tensor would have to be
-    read on the host)."""
-    if isinstance(max_shape, (str, bytes, Tensor)) or not isinstance(max_shape, Sequence):
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _height_width(value: object, name: str) -> tuple[float, float] | None:
+    """``(height, width)`` of a sequence of at least two numbers (further entries ignored), else
+    None."""
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and len(value) >= 2:
+        height, width = value[0], value[1]
+        if _is_number(height) and _is_number(width):
+            return (
+                check_number(height, name, low=0.0, strict=False),
+                check_number(width, name, low=0.0, strict=False),
+            )
+    return None
+
+
+MaxShape: TypeAlias = Sequence[float] | Sequence[Sequence[float]] | Tensor
+
+
+def _image_bounds(max_shape: object, like: Tensor) -> tuple[float, float] | tuple[Tensor, Tensor]:
+    """``(height, width)`` of ``max_shape`` as numbers, or as tensors of shape ``(..., 1)``
+    (per image) in ``like``'s dtype and on its device, for boxes ``(..., N)`` in ``like``."""
+    pair = _height_width(max_shape, "max_shape")
+    if pair is not None:
+        return pair
+    bounds: Tensor | None = None
+    if isinstance(max_shape, Tensor):
+        if max_shape.dtype == torch.bool or max_shape.dtype.is_complex:
+            raise TypeError(f"max_shape must be a real tensor, got dtype {max_shape.dtype}")
+        bounds = max_shape
+    elif isinstance(max_shape, Sequence) and not isinstance(max_shape, (str, bytes)):
+        per_image = [_height_width(shape, "max_shape") for shape in max_shape]
+        if per_image and all(shape is not None for shape in per_image):
+            # A list given by the caller: one host-to-device copy (pass a tensor to avoid it).
+            bounds = torch.tensor(per_image, dtype=like.dtype)
+    if bounds is None:
         raise TypeError(
-            "max_shape must be a sequence of numbers (height, width, ...), got "
-            f"{type(max_shape).__name__} {max_shape!r}"
+            "max_shape must be (height, width, ...) numbers, a sequence of them (one per image), "
+            f"or a tensor (..., 2+), got {max_shape!r}"
         )
-    if len(max_shape) < 2:
-        raise ValueError(f"max_shape must be (height, width, ...), got {max_shape!r}")
-    height, width = (check_number(v, "max_shape", low=0.0, strict=False) for v in max_shape[:2])
-    return height, width
+    batch = like.shape[:-1]
+    if bounds.dim() == 0 or bounds.shape[-1] < 2 or bounds.shape[:-1] not in ((), batch):
+        raise ValueError(
+            f"max_shape of shape {tuple(bounds.shape)} does not fit decoded boxes of shape "
+            f"{(*like.shape, 4)}: give (2+,) for all boxes or {(*batch, 2)} (one per image)"
+        )
+    bounds = bounds.to(device=like.device, dtype=like.dtype)
+    return bounds[..., 0:1], bounds[..., 1:2]
 
 
 class DeltaXYWHCoder:
@@ -68,12 +110,18 @@ class DeltaXYWHCoder:
         clamp: decoding clamps dw, dh to ``[-clamp, clamp]`` (``clamp_below=False``: to
             ``(-inf, clamp]``) before ``exp``, so no delta makes exp overflow. ``> 0``, and at
             most ``log`` of the largest number of the dtype decoded in (88.7 for float32).
-        clamp_below: True as mmdetection, False as torchvision and detectron2.
+        clamp_below: True as mmdetection, False as torchvision and detectron2; default
+            ``not add_ctr_clamp`` (mmdetection's).
+        clip_border: clip decoded boxes to ``max_shape`` when it is given (mmdetection's
+            ``clip_border``).
+        add_ctr_clamp, ctr_clamp: mmdetection's centre clamp (YOLOF): decoding limits the shift
+            of the centre to ``ctr_clamp`` box units in x and in y (``ctr_clamp > 0``, default 32),
+            and, unless ``clamp_below`` says otherwise, clamps dw, dh only from above.
         min_size: widths and heights are raised to at least ``min_size`` (in box units) before
             they divide or enter ``log``, so a zero-width or zero-height box encodes to finite
             deltas (``log(min_size / wa)``, e.g. -18.4 for wa = 100) where every framework gives
             ``-inf``. Boxes at least ``min_size`` wide are unaffected. In [1e-30, 1e30]. The
-            deltas of a proposal narrower than ``min_size`` along an axis (a degenerate proposal:
+            deltas of a proposal at most ``min_size`` wide along an axis (a degenerate proposal:
             its deltas are about ``offset / min_size``) are constants for the gradient on that
             axis, whose slope ``1 / min_size`` is of no use to a gradient step.
         box_format: the format of proposals, targets and decoded boxes.
@@ -85,7 +133,10 @@ class DeltaXYWHCoder:
         stds: Sequence[float] = (1.0, 1.0, 1.0, 1.0),
         clamp: float = DEFAULT_CLAMP,
         *,
-        clamp_below: bool = True,
+        clamp_below: bool | None = None,
+        clip_border: bool = True,
+        add_ctr_clamp: bool = False,
+        ctr_clamp: float = 32.0,
         min_size: float = 1e-6,
         box_format: str = "xyxy",
     ) -> None:
@@ -94,7 +145,10 @@ class DeltaXYWHCoder:
         self.clamp = check_number(
             clamp, "clamp", low=0.0, strict=True, high=math.log(torch.finfo(torch.float64).max)
         )
-        self.clamp_below = bool(clamp_below)
+        self.add_ctr_clamp = bool(add_ctr_clamp)
+        self.ctr_clamp = check_number(ctr_clamp, "ctr_clamp", low=0.0, strict=True)
+        self.clamp_below = not self.add_ctr_clamp if clamp_below is None else bool(clamp_below)
+        self.clip_border = bool(clip_border)
         low, high = SCALE_RANGE
         self.min_size = check_number(min_size, "min_size", low=low, strict=False, high=high)
         self.box_format = check_box_format(box_format)
@@ -125,22 +179,28 @@ class DeltaXYWHCoder:
         )
 
     def __repr__(self) -> str:
+        centre = f"ctr_clamp={self.ctr_clamp}, " if self.add_ctr_clamp else ""
         return (
             f"{type(self).__name__}(means={self.means}, stds={self.stds}, clamp={self.clamp}, "
-            f"clamp_below={self.clamp_below}, min_size={self.min_size}, "
+            f"clamp_below={self.clamp_below}, clip_border={self.clip_border}, "
+            f"add_ctr_clamp={self.add_ctr_clamp}, {centre}min_size={self.min_size}, "
             f"box_format={self.box_format!r})"
         )
 
-    def _centre_half_size(self, boxes: Tensor) -> tuple[Tensor, Tensor]:
-        """Centres and half sizes of ``(..., 4)`` boxes, each ``(..., 2)``, half sizes at least
-        ``min_size / 2``; in the format's own terms (so that a coordinate reaches the size only
-        if the size depends on it) and from halves, so that nothing overflows before the result."""
-        first, second = boxes[..., :2], boxes[..., 2:]
+    def _centre_half_size(self, boxes: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Centre ``(x, y)`` and half size ``(w / 2, h / 2)`` of ``(..., 4)`` boxes, each
+        ``(...)``, half sizes at least ``min_size / 2``; in the format's own terms (a coordinate
+        reaches a size only if the size depends on it) and from halves, so that nothing overflows
+        before the result."""
+        a, b, c, d = boxes.unbind(-1)
+        floor = self.min_size * 0.5
         if self.box_format == "xyxy":
-            lo, hi = first * 0.5, second * 0.5
-            return lo + hi, (hi - lo).clamp(min=self.min_size * 0.5)
-        half = (second * 0.5).clamp(min=self.min_size * 0.5)
-        return (first if self.box_format == "cxcywh" else first + second * 0.5), half
+            x1, y1, x2, y2 = a * 0.5, b * 0.5, c * 0.5, d * 0.5
+            return x1 + x2, y1 + y2, (x2 - x1).clamp(min=floor), (y2 - y1).clamp(min=floor)
+        half_w, half_h = (c * 0.5).clamp(min=floor), (d * 0.5).clamp(min=floor)
+        if self.box_format == "cxcywh":
+            return a, b, half_w, half_h
+        return a + c * 0.5, b + d * 0.5, half_w, half_h
 
     def encode(self, proposals: Tensor, gt: Tensor) -> Tensor:
         """Deltas ``(..., 4)`` that turn ``proposals`` into ``gt`` (both ``(..., 4)``, same shape).
@@ -148,26 +208,39 @@ class DeltaXYWHCoder:
         float32 result (float64 for float64 input).
         """
         p, g, _ = _prepare_boxes(proposals, gt, self.box_format, False, ("proposals", "gt"))
-        p_xy, p_half = self._centre_half_size(p)
-        g_xy, g_half = self._centre_half_size(g)
-        # times the reciprocal: the backward of a division forms (offset / p_half) / p_half,
-        # which overflows for a degenerate proposal even where no gradient flows
-        offset = (g_xy * 0.5 - p_xy * 0.5) * p_half.reciprocal()
-        deltas = torch.cat((offset, torch.log(g_half) - torch.log(p_half)), dim=-1)
-        degenerate = p_half <= self.min_size * 0.5
-        deltas = torch.where(torch.cat((degenerate, degenerate), -1), deltas.detach(), deltas)
-        return (deltas - deltas.new_tensor(self.means)) / deltas.new_tensor(self.stds)
+        px, py, pw, ph = self._centre_half_size(p)
+        gx, gy, gw, gh = self._centre_half_size(g)
+        # times the reciprocal: the backward of a division forms (offset / w) / w, which
+        # overflows for a degenerate proposal even where no gradient flows
+        deltas = (
+            (gx * 0.5 - px * 0.5) * pw.reciprocal(),
+            (gy * 0.5 - py * 0.5) * ph.reciprocal(),
+            torch.log(gw) - torch.log(pw),
+            torch.log(gh) - torch.log(ph),
+        )
+        floor = self.min_size * 0.5
+        degenerate = (pw <= floor, ph <= floor, pw <= floor, ph <= floor)
+        return torch.stack(
+            [
+                (torch.where(flat, d.detach(), d) - m) / s
+                for d, flat, m, s in zip(deltas, degenerate, self.means, self.stds, strict=True)
+            ],
+            dim=-1,
+        )
 
     def decode(
         self,
         proposals: Tensor,
         deltas: Tensor,
-        max_shape: Sequence[int] | None = None,
+        max_shape: MaxShape | None = None,
     ) -> Tensor:
         """Boxes ``(..., 4)`` from ``proposals`` moved by ``deltas`` (shapes broadcast together).
 
-        ``max_shape=(height, width)`` (further entries, e.g. channels, are ignored; Python
-        numbers) clips the boxes to the image: x to ``[0, width]``, y to ``[0, height]``.
+        ``max_shape`` clips the boxes to the image (with ``clip_border``): x to ``[0, width]``,
+        y to ``[0, height]``. It is ``(height, width)`` for every box (further entries, e.g.
+        channels, are ignored), or one per image for batched boxes ``(B, N, 4)``: a sequence of
+        ``B`` such pairs or a tensor ``(B, 2+)`` (mmdetection's batched decode). A tensor on the
+        boxes' device costs no host-device copy.
         """
         p_t = _check_boxes_tensor(proposals, "proposals")
         d_t = _check_boxes_tensor(deltas, "deltas")
@@ -177,7 +250,6 @@ class DeltaXYWHCoder:
             raise ValueError(
                 f"proposals {tuple(p_t.shape)} and deltas {tuple(d_t.shape)} do not broadcast"
             ) from None
-        bound = None if max_shape is None else _check_max_shape(max_shape)
         dtype = compute_dtype(p_t, d_t)
         if self.clamp > math.log(torch.finfo(dtype).max):
             raise ValueError(
@@ -185,20 +257,27 @@ class DeltaXYWHCoder:
                 f"{math.log(torch.finfo(dtype).max):.4g}: exp(clamp) overflows; use a smaller "
                 "clamp or float64 boxes"
             )
-        p_xy, p_half = self._centre_half_size(p_t.to(dtype))
-        d = d_t.to(dtype) * d_t.new_tensor(self.stds, dtype=dtype) + d_t.new_tensor(
-            self.means, dtype=dtype
-        )
+        px, py, half_w, half_h = self._centre_half_size(p_t.to(dtype))
+        dx, dy, dw, dh = d_t.to(dtype).unbind(-1)
+        (mx, my, mw, mh), (sx, sy, sw, sh) = self.means, self.stds
+        shift_x, shift_y = (dx * sx + mx) * (half_w * 2), (dy * sy + my) * (half_h * 2)
+        if self.add_ctr_clamp:
+            shift_x = shift_x.clamp(-self.ctr_clamp, self.ctr_clamp)
+            shift_y = shift_y.clamp(-self.ctr_clamp, self.ctr_clamp)
         low = -self.clamp if self.clamp_below else None
-        centre = p_xy + d[..., :2] * p_half * 2
-        half = p_half * torch.exp(d[..., 2:].clamp(min=low, max=self.clamp))
-        lo, hi = centre - half, centre + half
-        if bound is not None:
-            height, width = bound
-            limit = lo.new_tensor((width, height))
-            lo, hi = torch.minimum(lo.clamp(min=0), limit), torch.minimum(hi.clamp(min=0), limit)
-            return _from_corners(_Corners(*lo.unbind(-1), *hi.unbind(-1)), self.box_format)
+        half_w = half_w * torch.exp((dw * sw + mw).clamp(min=low, max=self.clamp))
+        half_h = half_h * torch.exp((dh * sh + mh).clamp(min=low, max=self.clamp))
+        cx, cy = px + shift_x, py + shift_y
+        box = _Corners(cx - half_w, cy - half_h, cx + half_w, cy + half_h)
+        if max_shape is not None and self.clip_border:
+            height, width = _image_bounds(max_shape, box.x1)
+            x1, y1, x2, y2 = (c.clamp(min=0) for c in box)
+            box = _Corners(
+                x1.clamp(max=width), y1.clamp(max=height), x2.clamp(max=width), y2.clamp(max=height)
+            )
+            return _from_corners(box, self.box_format)
         # in the format's own terms: a size is not the difference of two overflowed corners
         if self.box_format == "xyxy":
-            return torch.cat((lo, hi), dim=-1)
-        return torch.cat((lo if self.box_format == "xywh" else centre, half * 2), dim=-1)
+            return torch.stack(box, dim=-1)
+        first = (box.x1, box.y1) if self.box_format == "xywh" else (cx, cy)
+        return torch.stack((*first, half_w * 2, half_h * 2), dim=-1)

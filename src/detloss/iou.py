@@ -1,4 +1,4 @@
-"""The IoU-family box regression losses: IoU, GIoU, DIoU, CIoU, EIoU and SIoU.
+"""The IoU-family box regression losses: IoU, GIoU, DIoU, CIoU, Efficient IoU and SIoU.
 
 Every loss takes ``pred`` and ``target`` boxes of the same shape ``(..., 4)`` in ``box_format``
 ("xyxy" default, "xywh", "cxcywh"; see :mod:`detloss.boxes`) and returns the element-wise loss of
@@ -95,6 +95,7 @@ def iou_loss(
     mode: str = "log",
     eps: float = EPS,
     *,
+    min_iou: float | None = None,
     relative_eps: bool = False,
     box_format: str = "xyxy",
     check_boxes: bool = False,
@@ -102,7 +103,8 @@ def iou_loss(
     reduction: str = "mean",
     avg_factor: float | Tensor | None = None,
 ) -> Tensor:
-    """IoU loss (Yu et al., UnitBox, ACM MM 2016): with ``IoU`` clamped at ``eps`` from below::
+    """IoU loss (Yu et al., UnitBox, ACM MM 2016): with ``IoU = I / (U + eps)`` clamped at
+    ``min_iou`` from below::
 
         "log":    -log(IoU)     (default, as mmdetection's ``iou_loss`` and ``IoULoss``)
         "linear": 1 - IoU       (Huang et al., 2019; torchvision-style ``1 - box_iou``)
@@ -111,9 +113,11 @@ def iou_loss(
     Args:
         pred, target: boxes ``(..., 4)`` in ``box_format``.
         mode: "log", "linear" or "square".
-        eps: in [1e-30, 1e30]; in IoU's denominator and the clamp (so "log" is at most
-            ``-log(eps)``).
+        eps: in [1.2e-38, 1e30]; in IoU's denominator.
         relative_eps: ``eps`` relative to the pair's size (see the module doc).
+        min_iou: in the same range, the clamp (so "log" is at most ``-log(min_iou)``); default ``eps``.
+            mmdetection's ``IoULoss(eps=e)`` is ``eps=1e-6, min_iou=e``: its ``eps`` is only the
+            clamp, its IoU's denominator is ``max(U, 1e-6)``.
         check_boxes: validate boxes first (reads values: a host sync).
         weight: ``(...)`` or ``(..., 4)`` (averaged over the last dimension).
         reduction, avg_factor: see :func:`detloss.reduction.weight_reduce_loss`.
@@ -122,9 +126,10 @@ def iou_loss(
     """
     mode = check_mode(mode)
     eps = check_eps(eps)
+    low = eps if min_iou is None else check_eps(min_iou, "min_iou")
 
     def loss_of(p: Tensor, t: Tensor, fmt: BoxFormat) -> Tensor:
-        iou = iou_of_kind("iou", p, t, fmt, eps, None, relative_eps).clamp(min=eps)
+        iou = iou_of_kind("iou", p, t, fmt, eps, None, relative_eps).clamp(min=low)
         if mode == "linear":
             return 1 - iou
         if mode == "square":
@@ -240,7 +245,7 @@ def ciou_loss(
     )
 
 
-def eiou_loss(
+def efficient_iou_loss(
     pred: Tensor,
     target: Tensor,
     eps: float = EPS,
@@ -257,7 +262,8 @@ def eiou_loss(
         loss = 1 - IoU + rho^2 / (c^2 + eps) + (w - w_gt)^2 / (c_w^2 + eps) + (h - h_gt)^2 / (c_h^2 + eps)
 
     Not mmdetection's ``EIoULoss``, which is a different loss of the same abbreviation (Extended
-    IoU, Peng and Yu 2021, with ``smooth_point``). Arguments as :func:`giou_loss`.
+    IoU, Peng and Yu 2021: :func:`detloss.extended_iou_loss`); formerly detloss's ``eiou_loss``.
+    Arguments as :func:`giou_loss`.
     """
     eps = check_eps(eps)
 
@@ -280,6 +286,8 @@ def siou_loss(
     eps: float = EPS,
     theta: float = 4.0,
     *,
+    neg_gamma: bool = True,
+    clamp: bool = False,
     relative_eps: bool = False,
     box_format: str = "xyxy",
     check_boxes: bool = False,
@@ -297,12 +305,21 @@ def siou_loss(
     The paper's angle cost ``1 - 2 sin^2(arcsin(|dy| / sigma) - pi/4)`` (sigma the centre distance)
     is ``cos(2 alpha - pi/2) = sin(2 alpha)``, written above without arcsin: the arcsin has an
     infinite gradient at ``sin(alpha) = +-1`` (boxes aligned on an axis), this form has none.
-    Equal to mmdetection's ``SIoULoss`` (default ``neg_gamma=False``) and YOLOv6's SIoU up to eps
-    placement, without their clamp of the result to [0, 2].
 
     Args:
         theta: the shape cost's exponent, in [1, 1e30] (the paper uses 4; range 2 to 6).
+        neg_gamma: True (default) is the paper's distance cost above, whose exponent
+            ``gamma = Lambda - 2`` is negative. False is mmdetection's default
+            (``SIoULoss(neg_gamma=False)``): ``gamma = 2 - Lambda``, so ``Delta`` is
+            ``sum 1 - exp((2 - Lambda) rho_t)``, in ``(2 - 2 e^2, 0]``, which *lowers* the loss of
+            distant boxes.
+        clamp: clamp ``SIoU = 1 - loss`` to ``[-1, 1]``, i.e. the loss to ``[0, 2]``, with no
+            gradient beyond, as mmdetection. With ``neg_gamma=False`` the SIoU of boxes
+            far enough apart exceeds 1, so their loss is 0.
         others: as :func:`giou_loss`.
+
+    ``siou_loss(p, t, neg_gamma=False, clamp=True)`` is mmdetection's ``SIoULoss()`` and
+    ``siou_loss(p, t, clamp=True)`` its ``SIoULoss(neg_gamma=True)``, up to eps placement.
     """
     eps = check_eps(eps)
     theta = check_number(theta, "theta", low=1.0, strict=False, high=LARGEST)
@@ -311,16 +328,18 @@ def siou_loss(
         g = _pair(_corners(p, fmt), _corners(t, fmt), eps, relative_eps)
         d_x, d_y = _centre_offset(g)
         angle = 2 * (d_x.abs() * d_y.abs()) / (d_x * d_x + d_y * d_y + g.eps)
+        gamma = angle - 2 if neg_gamma else 2 - angle
         size_eps = _length_eps(g, eps, relative_eps)
 
         def axis_cost(d: Tensor, c: Tensor, size: Tensor, size_gt: Tensor) -> Tensor:
-            # distance cost 1 - exp(-(2 - Lambda) rho_t) + shape cost (1 - exp(-omega_t))^theta
-            distance = -torch.expm1((angle - 2) * (d * d / (c * c + g.eps)))
+            # distance cost 1 - exp(gamma rho_t) + shape cost (1 - exp(-omega_t))^theta
+            distance = -torch.expm1(gamma * (d * d / (c * c + g.eps)))
             omega = (size - size_gt).abs() / (_pair_max(size, size_gt) + size_eps)
             return distance + (-torch.expm1(-omega)) ** theta
 
         cost = axis_cost(d_x, g.c_w, g.w, g.w_gt) + axis_cost(d_y, g.c_h, g.h, g.h_gt)
-        return 1 - g.iou + cost * 0.5
+        siou = g.iou - cost * 0.5
+        return 1 - (siou.clamp(-1.0, 1.0) if clamp else siou)
 
     return _box_loss(
         loss_of, pred, target, eps, box_format, check_boxes, weight, reduction, avg_factor

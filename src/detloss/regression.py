@@ -82,6 +82,7 @@ def smooth_l1_loss(
     beta: float | None = None,
     *,
     sigma: float | None = None,
+    l1_below: float = 0.0,
     weight: Tensor | None = None,
     reduction: str = "mean",
     avg_factor: float | Tensor | None = None,
@@ -101,6 +102,8 @@ def smooth_l1_loss(
             way, by computing L1 below ``beta < 1e-5``).
         sigma: Caffe / py-faster-rcnn parameterisation, in [1e-150, 1e150]; ``beta = 1 / sigma**2``.
             Give ``beta`` or ``sigma``, not both.
+        l1_below: ``>= 0``; a ``beta`` below it is taken as 0 (exact L1). Default 0: only
+            ``beta == 0`` is L1. fvcore's ``smooth_l1_loss`` is ``l1_below=1e-5``.
         weight, reduction, avg_factor: see :func:`detloss.reduction.weight_reduce_loss`.
 
     Conventions: PyTorch ``F.smooth_l1_loss(beta=b)``, fvcore ``smooth_l1_loss(beta=b)`` and
@@ -110,6 +113,8 @@ def smooth_l1_loss(
     Huber's ``delta`` form is ``delta * smooth_l1_loss(beta=delta)`` (:func:`huber_loss`).
     """
     beta = resolve_beta(beta, sigma)
+    if beta < check_number(l1_below, "l1_below", low=0.0, strict=False):
+        beta = 0.0
     pred, target = prepare_pair(pred, target)
     return weight_reduce_loss(_smooth_l1(pred, target, beta), weight, reduction, avg_factor)
 

@@ -79,7 +79,7 @@ SIM_LOSSES: dict[str, SimLoss] = {
         SimLoss("giou", "giou_loss", _BOX),
         SimLoss("diou", "diou_loss", _BOX),
         SimLoss("ciou", "ciou_loss", _BOX),
-        SimLoss("eiou", "eiou_loss", _BOX),
+        SimLoss("eiou", "efficient_iou_loss", _BOX),  # Efficient IoU
         SimLoss("siou", "siou_loss", _BOX),
         # The coordinate losses act on the raw (cx, cy, w, h).
         SimLoss("smooth_l1", "smooth_l1_loss", {"beta": 1.0}),

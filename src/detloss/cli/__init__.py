@@ -38,4 +38,4 @@ def main() -> None:
     app()
 
 
-from detloss.cli import bench, plot, simulate  # noqa: E402, F401  (commands register on app)
+from detloss.cli import ablate, bench, plot, simulate  # noqa: E402, F401  (commands register on app)

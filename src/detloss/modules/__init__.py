@@ -14,7 +14,15 @@ from detloss.modules.distillation import KnowledgeDistillationKLDivLoss
 from detloss.modules.eqlv2 import EQLV2Loss
 from detloss.modules.gaussian_focal import GaussianFocalLoss
 from detloss.modules.ghm import GHMC, GHMR
-from detloss.modules.iou import CIoULoss, DIoULoss, EIoULoss, GIoULoss, IoULoss, SIoULoss
+from detloss.modules.iou import (
+    CIoULoss,
+    DIoULoss,
+    EfficientIoULoss,
+    EIoULoss,
+    GIoULoss,
+    IoULoss,
+    SIoULoss,
+)
 from detloss.modules.regression import (
     BalancedL1Loss,
     HuberLoss,
@@ -36,6 +44,7 @@ __all__ = [
     "DistributionFocalLoss",
     "EIoULoss",
     "EQLV2Loss",
+    "EfficientIoULoss",
     "FocalLoss",
     "GIoULoss",
     "GaussianFocalLoss",

@@ -47,7 +47,8 @@ def _require_sigmoid(use_sigmoid: bool, name: str) -> None:
 @register_loss()
 class CrossEntropyLoss(WeightedLoss):
     """:func:`detloss.cross_entropy` (softmax) or, with ``use_sigmoid=True``,
-    :func:`detloss.binary_cross_entropy`, with mmdetection's arguments.
+    :func:`detloss.binary_cross_entropy`, with mmdetection's arguments. With ``use_sigmoid=True``
+    ``class_weight`` weighs the positive term only (``pos_weight``), as mmdetection.
 
     ``ignore_index=None`` means -100; ``forward(..., ignore_index=...)`` overrides it per call.
     ``use_mask`` (mask-head cross-entropy) is not supported.
@@ -77,15 +78,11 @@ class CrossEntropyLoss(WeightedLoss):
     def loss(
         self, pred: Tensor, target: Tensor, *, ignore_index: int | None = None, **kwargs: Any
     ) -> Tensor:
-        fn = binary_cross_entropy if self.use_sigmoid else cross_entropy
-        return fn(
-            pred,
-            target,
-            class_weight=self.class_weight,
-            ignore_index=self.ignore_index if ignore_index is None else ignore_index,
-            avg_non_ignore=self.avg_non_ignore,
-            **kwargs,
-        )
+        index = self.ignore_index if ignore_index is None else ignore_index
+        common = {"ignore_index": index, "avg_non_ignore": self.avg_non_ignore, **kwargs}
+        if self.use_sigmoid:  # mmdetection passes class_weight as the positive term's weight
+            return binary_cross_entropy(pred, target, pos_weight=self.class_weight, **common)
+        return cross_entropy(pred, target, class_weight=self.class_weight, **common)
 
     def extra_repr(self) -> str:
         return (

@@ -1,31 +1,47 @@
-"""Modules of the IoU-family losses in :mod:`detloss.iou` (mmdetection's names and arguments).
+"""Modules of the IoU-family losses (mmdetection's names, arguments and meanings).
 
-Each takes mmdetection's ``eps``, ``reduction`` and ``loss_weight`` (plus ``mode`` for
-``IoULoss``), and detloss's keyword-only ``box_format`` and ``check_boxes``. Note that
-``EIoULoss`` is Efficient IoU (Zhang et al. 2022), not mmdetection's ``EIoULoss`` (Extended IoU,
-which takes ``smooth_point``; passing it here raises ``TypeError``).
+Each takes mmdetection's ``eps``, ``reduction`` and ``loss_weight`` in mmdetection's positional
+order, the type's own mmdetection arguments, and detloss's keyword-only ``box_format`` and
+``check_boxes``. Where a registered name's mmdetection default differs from the paper, the module
+follows mmdetection and the paper's version is an explicit argument: ``CIoULoss`` gates alpha v at
+IoU > 0.5 (``alpha_gate=None`` for the paper), ``SIoULoss`` has ``neg_gamma=False`` and the clamp.
+``EIoULoss`` is mmdetection's Extended IoU; the Efficient IoU loss is ``EfficientIoULoss``.
+
+mmdetection returns ``(pred * weight).sum()`` when no weight is positive (a host-side test); here
+such a weight gives the same 0 through the reduction (zeros of the loss's shape for "none").
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from torch import Tensor
 
 from detloss._checks import check_number
 from detloss.boxes import EPS, check_box_format
+from detloss.extended_iou import extended_iou_loss
 from detloss.iou import (
     check_alpha_gate,
     check_mode,
     ciou_loss,
     diou_loss,
-    eiou_loss,
+    efficient_iou_loss,
     giou_loss,
     iou_loss,
     siou_loss,
 )
 from detloss.modules.base import WeightedLoss
 from detloss.registry import register_loss
+
+MMDET_CIOU_GATE = 0.5
+"""mmdetection's ``CIoULoss`` applies alpha v only where IoU > 0.5."""
+
+
+def _check_bool(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return value
 
 
 class BoxLoss(WeightedLoss):
@@ -58,10 +74,14 @@ class BoxLoss(WeightedLoss):
 
 @register_loss()
 class IoULoss(BoxLoss):
-    """:func:`detloss.iou_loss` as a module; ``mode`` "log" (default), "linear" or "square"."""
+    """:func:`detloss.iou_loss` with mmdetection's arguments and meanings: ``mode`` "log"
+    (default), "linear" or "square"; ``linear=True`` is mmdetection's deprecated alias of
+    ``mode="linear"``; ``eps`` clamps the IoU from below (``min_iou``), while the IoU's own
+    denominator keeps 1e-6, as mmdetection's ``bbox_overlaps``."""
 
     def __init__(
         self,
+        linear: bool = False,
         eps: float = EPS,
         reduction: str = "mean",
         loss_weight: float = 1.0,
@@ -74,9 +94,20 @@ class IoULoss(BoxLoss):
             eps, reduction, loss_weight, box_format=box_format, check_boxes=check_boxes
         )
         self.mode: str = check_mode(mode)
+        if _check_bool(linear, "linear"):
+            if self.mode not in ("log", "linear"):
+                raise ValueError(
+                    f'IoULoss(linear=True) means mode="linear"; it contradicts mode={mode!r}'
+                )
+            warnings.warn(
+                'IoULoss(linear=True) is deprecated (as in mmdetection); use mode="linear"',
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            self.mode = "linear"
 
     def loss(self, pred: Tensor, target: Tensor, **kwargs: Any) -> Tensor:
-        return iou_loss(pred, target, self.mode, self.eps, **self.box_kwargs(**kwargs))
+        return iou_loss(pred, target, self.mode, EPS, min_iou=self.eps, **self.box_kwargs(**kwargs))
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}, {super().extra_repr()}"
@@ -100,7 +131,8 @@ class DIoULoss(BoxLoss):
 
 @register_loss()
 class CIoULoss(BoxLoss):
-    """:func:`detloss.ciou_loss` as a module; ``alpha_gate=0.5`` gives mmdetection's numbers."""
+    """:func:`detloss.ciou_loss` with mmdetection's meaning: alpha v only where IoU > 0.5
+    (``alpha_gate=0.5``, the default); ``alpha_gate=None`` is the paper's CIoU."""
 
     def __init__(
         self,
@@ -108,7 +140,7 @@ class CIoULoss(BoxLoss):
         reduction: str = "mean",
         loss_weight: float = 1.0,
         *,
-        alpha_gate: float | None = None,
+        alpha_gate: float | None = MMDET_CIOU_GATE,
         box_format: str = "xyxy",
         check_boxes: bool = False,
     ) -> None:
@@ -128,33 +160,82 @@ class CIoULoss(BoxLoss):
 
 @register_loss()
 class EIoULoss(BoxLoss):
-    """:func:`detloss.eiou_loss` (Efficient IoU) as a module."""
-
-    def loss(self, pred: Tensor, target: Tensor, **kwargs: Any) -> Tensor:
-        return eiou_loss(pred, target, self.eps, **self.box_kwargs(**kwargs))
-
-
-@register_loss()
-class SIoULoss(BoxLoss):
-    """:func:`detloss.siou_loss` as a module; ``theta`` is the shape cost's exponent (default 4)."""
+    """:func:`detloss.extended_iou_loss` (Extended IoU, Peng & Yu 2021) with mmdetection's
+    arguments (``smooth_point=0.1``)."""
 
     def __init__(
         self,
         eps: float = EPS,
         reduction: str = "mean",
         loss_weight: float = 1.0,
+        smooth_point: float = 0.1,
         *,
-        theta: float = 4.0,
         box_format: str = "xyxy",
         check_boxes: bool = False,
     ) -> None:
         super().__init__(
             eps, reduction, loss_weight, box_format=box_format, check_boxes=check_boxes
         )
+        self.smooth_point = check_number(smooth_point, "smooth_point", low=0.0, strict=False)
+
+    def loss(self, pred: Tensor, target: Tensor, **kwargs: Any) -> Tensor:
+        return extended_iou_loss(
+            pred, target, self.smooth_point, self.eps, **self.box_kwargs(**kwargs)
+        )
+
+    def extra_repr(self) -> str:
+        return f"smooth_point={self.smooth_point}, {super().extra_repr()}"
+
+
+@register_loss()
+class EfficientIoULoss(BoxLoss):
+    """:func:`detloss.efficient_iou_loss` (Efficient IoU, Zhang et al. 2022) as a module; not in
+    mmdetection (whose ``EIoULoss`` is Extended IoU)."""
+
+    def loss(self, pred: Tensor, target: Tensor, **kwargs: Any) -> Tensor:
+        return efficient_iou_loss(pred, target, self.eps, **self.box_kwargs(**kwargs))
+
+
+@register_loss()
+class SIoULoss(BoxLoss):
+    """:func:`detloss.siou_loss` with mmdetection's arguments and meaning: ``neg_gamma=False``
+    (its default: ``gamma = 2 - Lambda``) or True (the paper's distance cost), and the SIoU
+    clamped to ``[-1, 1]`` (``clamp=True``), so boxes far apart get 0 with ``neg_gamma=False``.
+    ``neg_gamma=True, clamp=False`` is the paper. ``theta`` is the shape cost's exponent
+    (mmdetection: 4)."""
+
+    def __init__(
+        self,
+        eps: float = EPS,
+        reduction: str = "mean",
+        loss_weight: float = 1.0,
+        neg_gamma: bool = False,
+        *,
+        theta: float = 4.0,
+        clamp: bool = True,
+        box_format: str = "xyxy",
+        check_boxes: bool = False,
+    ) -> None:
+        super().__init__(
+            eps, reduction, loss_weight, box_format=box_format, check_boxes=check_boxes
+        )
+        self.neg_gamma = _check_bool(neg_gamma, "neg_gamma")
+        self.clamp = _check_bool(clamp, "clamp")
         self.theta = check_number(theta, "theta", low=1.0, strict=False)
 
     def loss(self, pred: Tensor, target: Tensor, **kwargs: Any) -> Tensor:
-        return siou_loss(pred, target, self.eps, self.theta, **self.box_kwargs(**kwargs))
+        return siou_loss(
+            pred,
+            target,
+            self.eps,
+            self.theta,
+            neg_gamma=self.neg_gamma,
+            clamp=self.clamp,
+            **self.box_kwargs(**kwargs),
+        )
 
     def extra_repr(self) -> str:
-        return f"theta={self.theta}, {super().extra_repr()}"
+        return (
+            f"neg_gamma={self.neg_gamma}, clamp={self.clamp}, theta={self.theta}, "
+            f"{super().extra_repr()}"
+        )
