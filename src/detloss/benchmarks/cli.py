@@ -63,7 +63,7 @@ def bench(
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     threads: Annotated[int, typer.Option(min=1, help="torch.set_num_threads.")] = 2,
     rounds: Annotated[
-        int | None, typer.Option(min=1, help="Timed rounds [15; --quick 3].", show_default=False)
+        int | None, typer.Option(min=1, help="Timed rounds [30; --quick 3].", show_default=False)
     ] = None,
     compiled: Annotated[
         bool, typer.Option("--compile/--no-compile", help="Also time each loss torch.compile'd.")
@@ -100,7 +100,7 @@ def bench(
             target,
             quick=quick,
             compiled=compiled,
-            rounds=rounds or (3 if quick else 15),
+            rounds=rounds or (3 if quick else 30),
             on_family=lambda f: status.update(f"benchmarking {f.name}"),
         )
     console.print(output.rich_table(report))

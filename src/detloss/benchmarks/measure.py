@@ -2,11 +2,11 @@
 
 Each implementation runs eagerly and, unless ``compiled=False``, wrapped in
 ``torch.compile(fn, dynamic=True)``. Its first call (for a compiled one: the compilation) is timed
-on its own and excluded. Then come ``rounds`` interleaved rounds: each round times every
-implementation of the family once, in turn, with ``torch.utils.benchmark.Timer.timeit`` (which
-synchronises an accelerator around its timer and makes two untimed calls first), so that a change
+on its own and excluded. Then come ``rounds`` interleaved rounds: each round times one call of
+every implementation of the family, in turn, with ``torch.utils.benchmark.Timer.timeit(1)`` (which
+makes two untimed calls first and synchronises an accelerator around its timer), so that a change
 in the machine's load falls on all of them alike. A row gives the minimum and the median of the
-rounds' per-call times.
+rounds' times: the minimum is the figure to compare on a machine that other work shares.
 
 Peak extra memory is the peak of the bytes held by tensors that one call allocates, above what
 existed before it (the input gradient included): on CUDA ``torch.cuda.max_memory_allocated`` minus
@@ -17,7 +17,6 @@ of torch's own allocation (+) and free (-) events recorded by ``torch.profiler``
 from __future__ import annotations
 
 import itertools
-import math
 import os
 import platform
 import statistics
@@ -35,8 +34,6 @@ import detloss
 from detloss.benchmarks.families import Family, fvcore_version
 
 SCHEMA = "detloss-bench/2"
-MIN_BLOCK_S = 0.02
-"""A round times at least this long a block of calls of each implementation (one call at least)."""
 
 CPU_MEMORY = "peak running sum of torch.profiler allocation events during one call"
 CUDA_MEMORY = "torch.cuda.max_memory_allocated minus torch.cuda.memory_allocated before one call"
@@ -56,7 +53,6 @@ class Row:
     first_call_ms: float
     min_ms: float
     median_ms: float
-    calls_per_round: int
     peak_extra_bytes: int
 
 
@@ -146,18 +142,13 @@ def _first_call_s(call: Callable[[], None], device: torch.device) -> float:
     return timeit.default_timer() - start
 
 
-def _estimate_s(timer: Timer) -> float:
-    """Seconds a call takes: the fastest of three single calls (each after two untimed ones)."""
-    return min(timer.timeit(1).mean for _ in range(3))
-
-
 def run_family(
     family: Family,
     device: torch.device,
     *,
     quick: bool = False,
     compiled: bool = True,
-    rounds: int = 15,
+    rounds: int = 30,
     seed: int = 0,
 ) -> list[Row]:
     """Measure every implementation of ``family`` (eager, then compiled) on ``device``."""
@@ -172,11 +163,10 @@ def run_family(
     firsts = [_first_call_s(call, device) for call in calls]
     threads = torch.get_num_threads()
     timers = [Timer("call()", globals={"call": call}, num_threads=threads) for call in calls]
-    numbers = [max(1, math.ceil(MIN_BLOCK_S / _estimate_s(timer))) for timer in timers]
     times: list[list[float]] = [[] for _ in calls]
     for _ in range(rounds):
-        for timer, number, impl_times in zip(timers, numbers, times, strict=True):
-            impl_times.append(timer.timeit(number).mean)
+        for timer, impl_times in zip(timers, times, strict=True):
+            impl_times.append(timer.timeit(1).mean)
     return [
         Row(
             family=family.name,
@@ -189,11 +179,10 @@ def run_family(
             first_call_ms=first * 1e3,
             min_ms=min(impl_times) * 1e3,
             median_ms=statistics.median(impl_times) * 1e3,
-            calls_per_round=number,
             peak_extra_bytes=peak_extra_bytes(call, leaf, device),
         )
-        for (mode, impl, _), call, first, number, impl_times in zip(
-            modes, calls, firsts, numbers, times, strict=True
+        for (mode, impl, _), call, first, impl_times in zip(
+            modes, calls, firsts, times, strict=True
         )
     ]
 
@@ -204,7 +193,7 @@ def run(
     *,
     quick: bool = False,
     compiled: bool = True,
-    rounds: int = 15,
+    rounds: int = 30,
     on_family: Callable[[Family], None] | None = None,
 ) -> Report:
     """Measure ``families`` on ``device``; ``on_family`` is told when each one starts."""
@@ -225,10 +214,13 @@ def run(
             "rounds": rounds,
             "timer": "torch.utils.benchmark.Timer.timeit, forward + backward per call",
             "memory": memory_method(device),
+            "inductor_caches_disabled": os.environ.get("TORCHINDUCTOR_FORCE_DISABLE_CACHES") == "1",
+            "loadavg_before": list(os.getloadavg()),
         }
     )
     for family in families:
         if on_family is not None:
             on_family(family)
         report.rows += run_family(family, device, quick=quick, compiled=compiled, rounds=rounds)
+    report.meta["loadavg_after"] = list(os.getloadavg())
     return report
