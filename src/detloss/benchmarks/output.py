@@ -101,30 +101,31 @@ def plot(report: Report, path: Path) -> None:
     from detloss.cli.simulate import pyplot  # matplotlib is slow to import: only here
 
     plt = pyplot()
+    from matplotlib.ticker import NullFormatter
+
     families = _families(report)
-    fig, axes = plt.subplots(
-        2, len(families), figsize=(3.6 * len(families), 6.5), squeeze=False, sharey="col"
-    )
+    fig, axes = plt.subplots(2, len(families), figsize=(3.8 * len(families), 6.5), squeeze=False)
     for column, (name, rows) in enumerate(families.items()):
         labels = [f"{row.impl}\n({row.mode})" if row.mode != "eager" else row.impl for row in rows]
         colours = [DETLOSS_COLOUR if row.detloss else PEER_COLOUR for row in rows]
-        hatches = ["//" if row.mode == "compiled" else "" for row in rows]
-        for ax, values, xlabel in (
-            (axes[0][column], [row.min_ms for row in rows], "min ms (forward + backward)"),
-            (
-                axes[1][column],
-                [row.peak_extra_bytes / row.input_bytes for row in rows],
-                "peak extra memory, x input",
-            ),
+        time_ax, memory_ax = axes[0][column], axes[1][column]
+        time_ax.set_xscale("log")
+        time_ax.xaxis.set_minor_formatter(NullFormatter())
+        for ax, values, unit in (
+            (time_ax, [row.min_ms for row in rows], "ms"),
+            (memory_ax, [row.peak_extra_bytes / row.input_bytes for row in rows], "x"),
         ):
             bars = ax.barh(range(len(rows)), values, color=colours)
-            for bar, hatch in zip(bars, hatches, strict=True):
-                bar.set_hatch(hatch)
+            for bar, row in zip(bars, rows, strict=True):
+                bar.set_hatch("//" if row.mode == "compiled" else "")
+            ax.bar_label(bars, [f"{v:.3g} {unit}" for v in values], fontsize="x-small", padding=2)
             ax.set_yticks(range(len(rows)), labels, fontsize="x-small")
             ax.invert_yaxis()
-            ax.set_xlabel(xlabel, fontsize="small")
+            ax.margins(x=0.25)
             ax.grid(True, axis="x", alpha=0.3)
-        axes[0][column].set_title(f"{name} {_shape(rows)}", fontsize="medium")
+        time_ax.set_title(f"{name} {_shape(rows)}", fontsize="medium")
+        time_ax.set_xlabel("min ms, forward + backward (log)", fontsize="small")
+        memory_ax.set_xlabel("peak extra memory, x input", fontsize="small")
     meta = report.meta
     fig.suptitle(
         f"detloss (orange) and its peers (grey; hatched: torch.compile), {meta['device']}, "
