@@ -120,6 +120,7 @@ def test_unwritable_output_fails_before_timing(
     [
         (("--family", "nope"), "unknown family nope; choose from smooth_l1, giou, ciou"),
         (("--device", "nodevice"), "cannot use device 'nodevice'"),
+        (("--device", "meta"), "cannot use device 'meta': the benchmark measures memory on cpu"),
     ],
 )
 def test_bad_options_fail_with_one_line(args: tuple[str, ...], message: str) -> None:

@@ -50,6 +50,8 @@ def _device(name: str) -> torch.device:
         torch.empty(0, device=device)
     except (RuntimeError, AssertionError) as err:
         fail(f"cannot use device {name!r}: {str(err).splitlines()[0]}")
+    if device.type not in ("cpu", "cuda"):
+        fail(f"cannot use device {name!r}: the benchmark measures memory on cpu and cuda only")
     return device
 
 
