@@ -50,7 +50,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Result, Path]:
 def test_quick_run_has_every_family_and_implementation(quick_run: tuple[Result, Path]) -> None:
     result, out = quick_run
     assert result.exit_code == 0, result.output
-    assert "detloss bench: forward + backward, float32, cpu, 1 threads" in result.output
+    assert "detloss bench: forward + backward, float32, cpu, threads: 1" in result.output
     data = json.loads((out / "bench.json").read_text())
     assert data["schema"] == measure.SCHEMA
     assert (data["meta"]["quick"], data["meta"]["compiled"], data["meta"]["rounds"]) == (

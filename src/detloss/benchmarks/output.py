@@ -61,7 +61,7 @@ def rich_table(report: Report) -> Table:
     meta = report.meta
     table = Table(
         title=f"detloss bench: forward + backward, float32, {meta['device']}, "
-        f"{meta['torch_threads']} threads, min and median of {meta['rounds']} rounds"
+        f"threads: {meta['torch_threads']}, min and median of {meta['rounds']} rounds"
     )
     for column in ("family", *COLUMNS):
         table.add_column(column, justify="left" if column in ("family", COLUMNS[0]) else "right")
@@ -101,7 +101,6 @@ def plot(report: Report, path: Path) -> None:
     from detloss.cli.simulate import pyplot  # matplotlib is slow to import: only here
 
     plt = pyplot()
-    from matplotlib.ticker import NullFormatter
 
     families = _families(report)
     fig, axes = plt.subplots(2, len(families), figsize=(3.8 * len(families), 6.5), squeeze=False)
@@ -109,8 +108,6 @@ def plot(report: Report, path: Path) -> None:
         labels = [f"{row.impl}\n({row.mode})" if row.mode != "eager" else row.impl for row in rows]
         colours = [DETLOSS_COLOUR if row.detloss else PEER_COLOUR for row in rows]
         time_ax, memory_ax = axes[0][column], axes[1][column]
-        time_ax.set_xscale("log")
-        time_ax.xaxis.set_minor_formatter(NullFormatter())
         for ax, values, unit in (
             (time_ax, [row.min_ms for row in rows], "ms"),
             (memory_ax, [row.peak_extra_bytes / row.input_bytes for row in rows], "x"),
@@ -124,12 +121,12 @@ def plot(report: Report, path: Path) -> None:
             ax.margins(x=0.25)
             ax.grid(True, axis="x", alpha=0.3)
         time_ax.set_title(f"{name} {_shape(rows)}", fontsize="medium")
-        time_ax.set_xlabel("min ms, forward + backward (log)", fontsize="small")
+        time_ax.set_xlabel("min ms, forward + backward", fontsize="small")
         memory_ax.set_xlabel("peak extra memory, x input", fontsize="small")
     meta = report.meta
     fig.suptitle(
         f"detloss (orange) and its peers (grey; hatched: torch.compile), {meta['device']}, "
-        f"{meta['torch_threads']} threads, torch {meta['torch']}",
+        f"threads: {meta['torch_threads']}, torch {meta['torch']}",
         fontsize="medium",
     )
     fig.tight_layout()
