@@ -101,7 +101,6 @@ def plot(report: Report, path: Path) -> None:
     from detloss.cli.simulate import pyplot  # matplotlib is slow to import: only here
 
     plt = pyplot()
-
     families = _families(report)
     fig, axes = plt.subplots(2, len(families), figsize=(3.8 * len(families), 6.5), squeeze=False)
     for column, (name, rows) in enumerate(families.items()):
