@@ -1,4 +1,5 @@
-"""``detloss bench`` works (never a timing assertion) and compares like with like."""
+"""``detloss bench`` runs, reports every family's rows and compares like with like (no timed
+assertion anywhere)."""
 
 from __future__ import annotations
 
@@ -8,191 +9,212 @@ from pathlib import Path
 import pytest
 import torch
 from torch import Tensor
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
-from detloss import bench
+from detloss.benchmarks import cli, measure, output
+from detloss.benchmarks.families import FAMILIES, Family, Loss
+from detloss.benchmarks.measure import Row
 from detloss.cli import app
 
-RESULT_KEYS = {
+ROW_KEYS = {
     "family": str,
     "impl": str,
+    "mode": str,
+    "detloss": bool,
     "device": str,
     "shape": list,
-    "status": str,
-    "note": str,
     "input_bytes": int,
+    "first_call_ms": float,
+    "min_ms": float,
+    "median_ms": float,
+    "peak_extra_bytes": int,
 }
-MEASURED_KEYS = ("median_ms", "min_ms", "first_call_ms")
 
 
-def _invoke(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(app, ["bench", *args])
-    return result.exit_code, result.output
+def _bench(*args: str) -> Result:
+    """``detloss bench`` on one thread (the tests' setting, which the command would change)."""
+    return CliRunner(env={"COLUMNS": "200"}).invoke(app, ["bench", "--threads", "1", *args])
 
 
-def test_quick_run_prints_the_table_and_writes_json(tmp_path: Path) -> None:
-    path = tmp_path / "bench.json"
-    code, output = _invoke("--quick", "--no-fused", "--device", "cpu", "--json", str(path))
-    assert code == 0, output
-    assert "detloss bench: forward + backward, float32, cpu" in output
-    assert "streaming floor" in output
-    assert "targets" in output
-    assert "kernel ms" not in output
-    assert "targets, measured on cpu" in output
-    assert "set for the full sizes on a 2-core CPU: these are quick sizes." in output
-    data = json.loads(path.read_text())
-    assert data["schema"] == "detloss-bench/1"
-    assert data["meta"]["quick"] is True
-    assert data["meta"]["fused"] is False
-    assert data["meta"]["devices"] == ["cpu"]
-    assert set(data["meta"]["memory"]) == {"cpu"}
-    families = {f.name for f in bench.build_families()}
-    assert {r["family"] for r in data["results"]} == families
-    for row in data["results"]:
-        for key, kind in RESULT_KEYS.items():
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Result, Path]:
+    out = tmp_path_factory.mktemp("bench")
+    result = _bench(
+        "--quick", "--no-compile", "--rounds", "1",
+        "--json", str(out / "bench.json"), "--markdown", str(out / "bench.md"),
+        "--plot", str(out / "bench.png"),
+    )  # fmt: skip
+    return result, out
+
+
+def test_quick_run_has_every_family_and_implementation(quick_run: tuple[Result, Path]) -> None:
+    result, out = quick_run
+    assert result.exit_code == 0, result.output
+    assert "detloss bench: forward + backward, float32, cpu, threads: 1" in result.output
+    data = json.loads((out / "bench.json").read_text())
+    assert data["schema"] == measure.SCHEMA
+    assert (data["meta"]["quick"], data["meta"]["compiled"], data["meta"]["rounds"]) == (
+        True,
+        False,
+        1,
+    )
+    assert data["meta"]["device"] == "cpu"
+    assert data["meta"]["torch_threads"] == 1
+    expected = [(f.name, i.name, "eager") for f in FAMILIES for i in f.impls]
+    assert [(r["family"], r["impl"], r["mode"]) for r in data["rows"]] == expected
+    for row in data["rows"]:
+        for key, kind in ROW_KEYS.items():
             assert isinstance(row[key], kind), (key, row)
-        if row["status"] == "ok":
-            assert all(row[k] > 0 for k in MEASURED_KEYS), row
-            assert row["peak_extra_bytes"] is None or row["peak_extra_bytes"] >= 0
-            assert row["kernel_ms"] is None  # GPU time: CUDA rows only
-        else:
-            assert row["status"] == "skipped"
-            assert row["note"]
-            assert all(row[k] is None for k in MEASURED_KEYS)
-    assert all(
-        r["status"] == "skipped" and r["note"] == "--no-fused"
-        for r in data["results"]
-        if r["impl"] == bench.FUSED
-    )
-    floors = [r for r in data["results"] if r["impl"] == bench.FLOOR]
-    assert len(floors) == len(families - {r["family"] for r in data["results"] if r["impl"] == "*"})
-    for target in data["targets"]:
-        assert set(target) == {"name", "family", "value", "op", "bound", "met"}
-        assert target["met"] is None if target["value"] is None else isinstance(target["met"], bool)
+        assert row["min_ms"] > 0
+        assert row["median_ms"] >= row["min_ms"]
+        assert row["peak_extra_bytes"] >= row["input_bytes"]  # the input gradient at least
+        assert isinstance(row["vs_fastest_peer"], float)
+    assert {r["impl"] for r in data["rows"] if r["detloss"]} == {"detloss"}
 
 
-def test_fused_rows_run_through_the_compile_backend(tmp_path: Path) -> None:
+def test_quick_run_writes_markdown_and_plot(quick_run: tuple[Result, Path]) -> None:
+    result, out = quick_run
+    assert result.exit_code == 0, result.output
+    text = (out / "bench.md").read_text()
+    for family in FAMILIES:
+        assert f"### {family.name}: {family.title}" in text
+    assert text.count("| **detloss** | eager |") == len(FAMILIES)
+    assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in ("bench.json", "bench.md", "bench.png"):
+        assert f"wrote {out / name}" in result.output
+
+
+def test_compiled_rows(tmp_path: Path) -> None:
     path = tmp_path / "bench.json"
-    code, output = _invoke(
-        "--quick", "--family", "smooth_l1", "--repeats", "1", "--json", str(path)
-    )
-    assert code == 0, output
-    rows = {r["impl"]: r for r in json.loads(path.read_text())["results"]}
-    assert rows[bench.FUSED]["status"] == "ok"
-    assert rows[bench.EAGER]["status"] == "ok"
-    assert set(rows) == {bench.EAGER, bench.FUSED, bench.FVCORE, bench.NATIVE, bench.TEXTBOOK,
-                         bench.FLOOR}  # fmt: skip
+    result = _bench("--quick", "--family", "cross_entropy", "--rounds", "1", "--json", str(path))
+    assert result.exit_code == 0, result.output
+    rows = json.loads(path.read_text())["rows"]
+    assert [(r["impl"], r["mode"]) for r in rows] == [
+        ("detloss", "eager"),
+        ("F.cross_entropy", "eager"),
+        ("detloss", "compiled"),
+        ("F.cross_entropy", "compiled"),
+    ]
+    assert all(r["first_call_ms"] > 0 and r["min_ms"] > 0 for r in rows)
+
+
+@pytest.mark.parametrize("option", ["--json", "--markdown", "--plot"])
+@pytest.mark.parametrize("where", ["missing directory", "a directory"])
+def test_unwritable_output_fails_before_timing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, option: str, where: str
+) -> None:
+    def no_timing(*_: object, **__: object) -> None:
+        raise AssertionError("the benchmark ran")
+
+    monkeypatch.setattr(cli, "run", no_timing)
+    path = tmp_path / "missing" / "out" if where == "missing directory" else tmp_path
+    result = _bench("--quick", option, str(path))
+    assert result.exit_code == 2
+    reason = f"no directory {path.parent}" if where == "missing directory" else "it is a directory"
+    assert result.stderr == f"detloss bench: error: cannot write {option} {path}: {reason}\n"
+    assert result.stdout == ""
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(("--family", "nope"), "unknown family"), (("--device", "nodevice"), "cannot use device")],
+    [
+        (("--family", "nope"), "unknown family nope; choose from smooth_l1, giou, ciou"),
+        (("--device", "nodevice"), "cannot use device 'nodevice'"),
+        (("--device", "meta"), "cannot use device 'meta': the benchmark measures memory on cpu"),
+    ],
 )
-def test_bad_options_are_rejected(args: tuple[str, ...], message: str) -> None:
-    code, output = _invoke("--quick", *args)
-    assert code == 2
-    assert message in output
+def test_bad_options_fail_with_one_line(args: tuple[str, ...], message: str) -> None:
+    result = _bench("--quick", *args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"detloss bench: error: {message}")
+    assert result.stderr.count("\n") == 1
 
 
-@pytest.mark.parametrize("family", bench.build_families(), ids=lambda f: f.name)
-def test_every_implementation_computes_the_same_loss(family: bench.Family) -> None:
-    """The side-by-side rows are the same loss (else the ratios compare different work)."""
-    if family.missing:
-        pytest.skip(family.missing)
-    inputs = family.make(64, torch.device("cpu"), torch.Generator().manual_seed(0))
-    values = {
-        impl.name: impl.fn(inputs).detach()
-        for impl in family.impls
-        if impl.backward and not impl.compiles
-    }
-    assert len(values) >= 2
-    first = next(iter(values.values()))
-    for name, value in values.items():
-        torch.testing.assert_close(value, first, rtol=1e-5, atol=1e-6, msg=name)
+def test_unwritable() -> None:
+    assert cli.unwritable(Path(__file__)) is None
+    assert cli.unwritable(Path(__file__).parent / "new.json") is None
+    assert cli.unwritable(Path(__file__).parent) == "it is a directory"
 
 
-def test_missing_detloss_loss_skips_the_family_with_a_note() -> None:
-    family = bench.build_families()[0]
-    missing = bench.Family(**{**family.__dict__, "missing": "detloss.x is not available"})
-    rows = bench.run_family(missing, torch.device("cpu"), quick=True)
-    assert [(r.status, r.note) for r in rows] == [("skipped", "detloss.x is not available")]
+def _row(family: str, impl: str, ms: float, *, mode: str = "eager") -> Row:
+    return Row(family, impl, mode, impl == "detloss", "cpu", [10, 4], 160, 5.0, ms, 2 * ms, 320)
 
 
-def _row(family: str, impl: str, ms: float, peak: int | None = None) -> bench.Row:
-    return bench.Row(family, impl, "cpu", [1], "ok", median_ms=ms, peak_extra_bytes=peak,
-                     input_bytes=100, first_call_ms=ms)  # fmt: skip
-
-
-def test_targets_are_ratios_of_the_rows() -> None:
+def test_ratio_to_the_fastest_peer_of_the_same_family_and_mode() -> None:
     rows = [
-        _row("smooth_l1", bench.FLOOR, 1.0),
-        _row("smooth_l1", bench.FUSED, 2.0),  # 2x the floor: met (<= 2.5)
-        _row("smooth_l1", bench.TEXTBOOK, 20.0),  # 10x the fused: missed (>= 15)
-        _row("focal", bench.EAGER, 1.0, peak=300),  # 3x the logits: missed (<= 2)
+        _row("a", "detloss", 3.0),
+        _row("a", "slow peer", 6.0),
+        _row("a", "fast peer", 2.0),
+        _row("a", "detloss", 1.0, mode="compiled"),
+        _row("a", "fast peer", 4.0, mode="compiled"),
+        _row("b", "detloss", 9.0),
     ]
-    targets = {(t.family, t.name): t for t in bench.check_targets(rows)}
-    floor = targets[("smooth_l1", "fused / streaming floor")]
-    assert (floor.value, floor.met) == (2.0, True)
-    textbook = targets[("smooth_l1", "textbook / fused")]
-    assert (textbook.value, textbook.met) == (10.0, False)
-    memory = targets[("focal", "eager peak memory / logits")]
-    assert (memory.value, memory.met) == (3.0, False)
-    assert targets[("giou", "fvcore / fused")].met is None
-    assert targets[("*", "first fused call, slowest (s)")].value == pytest.approx(2e-3)
+    ratios = [measure.vs_fastest_peer(rows, row) for row in rows]
+    assert ratios == [1.5, 3.0, 1.0, 0.25, 1.0, None]
+    report = measure.Report(meta={}, rows=rows)
+    assert [r["vs_fastest_peer"] for r in report.to_json()["rows"]] == ratios
+
+
+def test_table_cells() -> None:
+    rows = [_row("a", "detloss", 3.0), _row("a", "peer", 2.0)]
+    assert output.cells(rows, rows[0]) == [
+        "detloss", "eager", "3", "6", "1.50x", "5", "0.00", "2.00x",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)
+def test_every_implementation_computes_the_same_loss(family: Family) -> None:
+    """The rows of a family are the same loss and gradient, so their times compare the same work."""
+    args = family.make((64, *family.shape[1:]), torch.Generator().manual_seed(0))
+    results = {}
+    for impl in family.impls:
+        leaf = args[0].clone().requires_grad_(True)
+        loss = impl.fn(leaf, *args[1:])
+        (grad,) = torch.autograd.grad(loss, leaf)
+        results[impl.name] = (loss.detach(), grad)
+    assert len(results) >= 2
+    expected = results["detloss"]
+    for name, result in results.items():
+        torch.testing.assert_close(result, expected, rtol=1e-5, atol=1e-6, msg=name)
 
 
 CPU = torch.device("cpu")
 N = 1000  # float32 elements: 4000 bytes a tensor
 
 
-def _peak(fn: bench.LossFn, inputs: bench.Inputs, *, backward: bool = False) -> int | None:
-    return bench.peak_extra_bytes(bench.Impl("t", fn, backward=backward), inputs, CPU)
-
-
 def test_peak_memory_of_known_allocations() -> None:
-    def two_then_one(_: bench.Inputs) -> Tensor:
+    def two_then_one() -> None:
         a = torch.empty(N)
         b = torch.empty(2 * N)  # a and b alive: 12000 bytes, the peak
         del a, b
-        return torch.empty(N // 2)  # 2000 bytes
+        torch.empty(N // 2)
 
-    assert _peak(two_then_one, {}) == 12 * N
-
-
-def test_peak_memory_of_a_chain() -> None:
-    """``a * b * c`` keeps ``a * b`` alive while it writes the product: two tensors of 4N bytes."""
-    x = {k: torch.rand(N) for k in "abc"}
-    assert _peak(lambda x: x["a"] * x["b"] * x["c"], x) == 2 * 4 * N
+    assert measure.peak_extra_bytes(two_then_one, torch.zeros(1), CPU) == 12 * N
 
 
-def test_peak_memory_counts_the_gradient_and_starts_above_what_exists() -> None:
-    """The forward's product (4N) dies before the backward's gradient (4N) is created; the sum,
-    the seed gradient and the expanded ones are scalars. Existing tensors are not counted."""
-    x = {"a": torch.rand(N, requires_grad=True), "b": torch.rand(N)}
-    peak = _peak(lambda x: (x["a"] * x["b"]).sum(), x, backward=True)
-    assert peak is not None
+def test_peak_memory_counts_the_gradient_not_what_exists() -> None:
+    """The product (4N) dies before the gradient (4N) is created; the rest are scalars."""
+    a, b = torch.rand(N, requires_grad=True), torch.rand(N)
+    a.grad = torch.ones(N)  # cleared before the call: not counted
+
+    def step() -> None:
+        torch.autograd.backward((a * b).sum())
+
+    peak = measure.peak_extra_bytes(step, a, CPU)
     assert 4 * N <= peak <= 4 * N + 64
-    assert x["a"].grad is not None
+    assert a.grad is not None
 
 
 def test_peak_memory_is_the_same_in_every_run() -> None:
-    family = next(f for f in bench.build_families() if f.name == "focal")
-    inputs = family.make(family.quick_n, CPU, torch.Generator().manual_seed(0))
-    peaks = {
-        impl.name: [bench.peak_extra_bytes(impl, inputs, CPU) for _ in range(3)]
-        for impl in family.impls
-        if not impl.compiles
-    }
-    logits = inputs["logits"].numel() * 4
-    for name, values in peaks.items():
-        assert values == [values[0]] * 3, (name, values)
-        assert values[0] is not None
-        assert values[0] >= logits, (name, values)  # the gradient (the floor: its output)
+    family = next(f for f in FAMILIES if f.name == "focal")
+    args = family.make(family.quick_shape, torch.Generator().manual_seed(0))
+    leaf = args[0].requires_grad_(True)
+    for impl in family.impls:
 
+        def step(fn: Loss = impl.fn) -> None:
+            loss: Tensor = fn(*args)
+            torch.autograd.backward(loss)
 
-def test_peak_memory_methods() -> None:
-    assert bench.memory_method(CPU) == bench.CPU_MEMORY
-    assert bench.memory_method(torch.device("cuda")) == bench.CUDA_MEMORY
-    meta = torch.device("meta")
-    assert bench.memory_method(meta) == ""
-    assert bench.peak_extra_bytes(bench.Impl("t", lambda _: torch.zeros(1)), {}, meta) is None
+        peaks = [measure.peak_extra_bytes(step, leaf, CPU) for _ in range(3)]
+        assert peaks == [peaks[0]] * 3, (impl.name, peaks)
+        assert peaks[0] >= leaf.numel() * 4, (impl.name, peaks)

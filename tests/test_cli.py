@@ -42,7 +42,8 @@ def test_version() -> None:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        ([], ["simulate", "plot"]),
+        ([], ["simulate", "plot", "bench"]),
+        (["bench"], ["--quick", "--family", "--device", "--threads", "--json", "--plot"]),
         (
             ["simulate"],
             ["--losses", "--points", "--full", "--iters", "--seed", "--device", "--out"],

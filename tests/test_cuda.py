@@ -11,6 +11,8 @@ import pytest
 import torch
 from torch import Tensor
 
+from detloss.benchmarks.families import FAMILIES
+from detloss.benchmarks.measure import run_family
 from tests.catalogue import CASES, LossCase
 
 pytestmark = [
@@ -104,3 +106,13 @@ def test_cuda_half_precision_is_computed_in_float32(case: LossCase, dtype: torch
     for grad in grads:
         assert grad.dtype == dtype
         assert torch.isfinite(grad).all()
+
+
+def test_cuda_bench_measures_every_family_quick() -> None:
+    for family in FAMILIES:
+        rows = run_family(family, CUDA, quick=True, compiled=False, rounds=2)
+        assert [row.impl for row in rows] == [impl.name for impl in family.impls]
+        for row in rows:
+            assert row.device == "cuda"
+            assert row.min_ms > 0
+            assert row.peak_extra_bytes >= row.input_bytes

@@ -1,6 +1,7 @@
 """The ``detloss`` command line (needs the ``cli`` extra: typer, rich, matplotlib).
 
-Each command lives in its own module and registers itself on :data:`app`.
+Each command lives in its own module and registers itself on :data:`app`; ``detloss bench``
+lives in the :mod:`detloss.benchmarks` tool (its peers need the ``bench`` extra).
 """
 
 from __future__ import annotations
@@ -38,4 +39,5 @@ def main() -> None:
     app()
 
 
-from detloss.cli import ablate, bench, plot, simulate  # noqa: E402, F401  (commands register on app)
+from detloss.benchmarks import cli as bench  # noqa: E402, F401  (commands register on app)
+from detloss.cli import ablate, plot, simulate  # noqa: E402, F401
