@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -170,3 +171,85 @@ def test_simulate_loss_missing_from_detloss(monkeypatch: pytest.MonkeyPatch) -> 
     result = runner.invoke(app, ["simulate", "--losses", "l1,l2", "--points", "1"])
     assert result.exit_code == 2
     assert "needs detloss.mse_loss" in flat(result.output)
+
+
+# --- errors and output paths ------------------------------------------------------------------
+
+
+def test_bad_arguments_end_in_one_line_with_exit_code_2(tmp_path: Path) -> None:
+    for args in (["plot", "focal"], ["simulate", "--points", "0"], ["bogus"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1, result.output
+        assert lines[0].startswith("detloss")
+        assert ": error: " in lines[0]
+
+
+@pytest.mark.parametrize("command", ["simulate", "plot"])
+def test_unwritable_output_fails_before_any_work(tmp_path: Path, command: str) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    name = "sim" if command == "simulate" else "x.png"
+    for out, message in (
+        (blocker / name, "is not a directory"),
+        (tmp_path / "missing" / "deeper" / name, "does not exist"),
+    ):
+        args = [command, "--out", str(out)]
+        if command == "simulate":  # a run long enough that it must not start
+            args += ["--losses", "l1", "--points", "2000"]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert message in result.output
+        assert "Simulating" not in result.output
+        assert not (tmp_path / "missing").exists()  # no parent directory created
+
+
+def test_simulate_creates_only_its_output_directory(tmp_path: Path, box_iou: None) -> None:
+    args = ["simulate", "--losses", "l1", "--points", "1", "--iters", "2"]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run" / "results.json").exists()
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "results.json-like" / "run")])
+    assert result.exit_code == 2
+
+
+# --- figures ----------------------------------------------------------------------------------
+
+
+def _drawn_inside(fig: Any) -> None:
+    """Everything drawn (titles, labels, colour bar, markers) lies within the figure."""
+    fig.canvas.draw()
+    tight = fig.get_tightbbox(fig.canvas.get_renderer())  # inches, drawn artists only
+    width, height = fig.get_size_inches()
+    slack = 0.02
+    assert -slack <= tight.x0, tight
+    assert tight.x1 <= width + slack, (tight, width)
+    assert -slack <= tight.y0, tight
+    assert tight.y1 <= height + slack, (tight, height)
+
+
+@pytest.mark.parametrize("names", [["giou"], ["l1", "l2"], list(sim.DEFAULT_LOSSES)])
+def test_simulation_figures_keep_every_text_inside(names: list[str], box_iou: None) -> None:
+    from detloss.cli.simulate import curves_figure, final_error_figure, pyplot
+
+    cases = sim.make_cases(3, seed=0)
+    runs = [sim.regress(cases, sim.SIM_LOSSES[name], 10) for name in names]
+    results = sim.results_dict(cases, 10, runs)
+    for fig in (curves_figure(results), final_error_figure(results)):
+        _drawn_inside(fig)
+        pyplot().close(fig)
+
+
+def test_learning_rate_steps_are_marked_where_eta_changes() -> None:
+    from detloss.cli.simulate import learning_rate_steps
+
+    assert learning_rate_steps(200) == [(161, 0.01), (181, 0.001)]
+
+
+def test_coinciding_plot_curves_are_drawn_differently() -> None:
+    from detloss.cli.plot import curve_style
+
+    styles = [curve_style(i, 1201) for i in range(8)]
+    keys = {(s["ls"], s["marker"], s["markevery"]) for s in styles}
+    assert len(keys) == len(styles)

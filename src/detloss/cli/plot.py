@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import torch
 import typer
@@ -17,6 +17,7 @@ from torch import Tensor
 
 import detloss
 from detloss.cli import app
+from detloss.cli.paths import output_file
 from detloss.cli.simulate import pyplot
 
 
@@ -94,6 +95,24 @@ def _split_arguments(
     return names or list(PLOT_LOSSES), all_betas
 
 
+_LINE_STYLES = ("-", "--", "-.", ":")
+_MARKERS = ("", "o", "s", "^", "v", "D", "x", "+")
+
+
+def curve_style(index: int, points: int) -> dict[str, Any]:
+    """Line style, marker and marker positions of the ``index``-th curve: curves that coincide
+    (Smooth L1 at beta = 1 and Huber at delta = 1) stay distinguishable, each drawn thinner and
+    with markers at other points than the ones before it."""
+    every = max(points // 12, 1)
+    return {
+        "ls": _LINE_STYLES[index % len(_LINE_STYLES)],
+        "marker": _MARKERS[index % len(_MARKERS)],
+        "markevery": (index * every // 5 % every, every),
+        "markersize": 5,
+        "lw": max(2.6 - 0.3 * index, 1.0),
+    }
+
+
 @app.command()
 def plot(
     losses: Annotated[
@@ -115,21 +134,23 @@ def plot(
 ) -> None:
     """Plot regression losses and their gradients against the residual x = pred - target."""
     names, betas = _split_arguments(losses or [], beta or [])
+    output_file(out)
     residual = torch.linspace(-x_range, x_range, 1201, dtype=torch.float64)
     curves = loss_curves(names, betas, residual)
     plt = pyplot()
-    fig, (ax_loss, ax_grad) = plt.subplots(1, 2, figsize=(11, 4.5))
-    for curve in curves:
-        ax_loss.plot(residual, curve.loss, label=curve.label)
-        ax_grad.plot(residual, curve.grad, label=curve.label)
+    fig, (ax_loss, ax_grad) = plt.subplots(1, 2, figsize=(11, 4.5), layout="constrained")
+    for i, curve in enumerate(curves):
+        style = curve_style(i, len(residual))
+        ax_loss.plot(residual, curve.loss, label=curve.label, **style)
+        ax_grad.plot(residual, curve.grad, label=curve.label, **style)
     ax_loss.set_title("loss")
-    ax_grad.set_title("d loss / dx (autograd)")
+    ax_grad.set_title("gradient (autograd)")
+    ax_loss.set_ylabel("loss(x)")
+    ax_grad.set_ylabel("d loss / dx")
     for ax in (ax_loss, ax_grad):
         ax.set_xlabel("x = pred - target")
         ax.grid(True, alpha=0.3)
     ax_loss.legend(fontsize="small")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
     plt.close(fig)
     typer.echo(f"Wrote {out} ({len(curves)} curves)")

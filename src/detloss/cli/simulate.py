@@ -23,6 +23,7 @@ from rich.table import Table
 
 from detloss import simulation
 from detloss.cli import app
+from detloss.cli.paths import output_directory
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 _NAMES = ", ".join(simulation.SIM_LOSSES)
@@ -65,27 +66,43 @@ def pyplot() -> Any:
     return plt
 
 
-def plot_curves(results: dict[str, Any], path: Path) -> None:
-    """Total error against iteration, one line per loss, log scale (losses on x, y, w, h dashed)."""
+def learning_rate_steps(iterations: int) -> list[tuple[int, float]]:
+    """``(k, eta)``: the step size changes to ``eta`` from iteration ``k`` (1-based) on."""
+    etas = [simulation.eta_at(k, iterations) for k in range(iterations)]
+    return [(k + 1, eta) for k, eta in enumerate(etas) if k > 0 and eta != etas[k - 1]]
+
+
+def curves_figure(results: dict[str, Any]) -> Any:
+    """Total error against iteration, one line per loss, log scale (losses on x, y, w, h dashed),
+    with the learning-rate steps marked."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
     for name, res in results["losses"].items():
         error = res["error"]
         on_boxes = "box_format" in simulation.SIM_LOSSES[name].kwargs
         ax.plot(range(1, len(error) + 1), error, label=name, ls="-" if on_boxes else "--")
     ax.axhline(results["initial_error"], color="grey", lw=0.8, ls=":", label="initial")
+    for k, eta in learning_rate_steps(results["iterations"]):
+        ax.axvline(k - 0.5, color="black", lw=0.8, ls="-.", alpha=0.6)
+        ax.annotate(
+            f" eta = {eta:g}",
+            (k - 0.5, 1.0),
+            xycoords=("data", "axes fraction"),
+            va="top",
+            fontsize="small",
+            rotation=90,
+            bbox={"fc": "white", "ec": "none", "alpha": 0.8, "pad": 1},
+        )
     ax.set_yscale("log")
     ax.set_xlabel("iteration")
     ax.set_ylabel("total error  sum |B - B_gt|_1")
     ax.set_title(f"Regression of {results['cases']:,} cases ({results['points']} anchor centres)")
     ax.legend(ncol=2, fontsize="small")
     ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig
 
 
-def plot_final_error(results: dict[str, Any], path: Path) -> None:
+def final_error_figure(results: dict[str, Any]) -> Any:
     """Per anchor centre, the final error summed over its 343 cases; one panel per loss."""
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import LogNorm
@@ -102,26 +119,42 @@ def plot_final_error(results: dict[str, Any], path: Path) -> None:
     norm = LogNorm(vmin=max(min(flat), vmax * 1e-6), vmax=vmax)
     cols = min(3, len(names))
     rows = -(-len(names) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.3 * rows), squeeze=False)
-    size = max(1.0, 4000 / max(len(xs), 1))
+    # constrained layout fits the titles and the colour bar whatever the number of panels; a
+    # single panel gets the width the title needs
+    fig, axes = plt.subplots(
+        rows,
+        cols,
+        figsize=(max(3.6 * cols, 5.0) + 1.2, 3.3 * rows + 0.8),
+        squeeze=False,
+        layout="constrained",
+    )
+    size = min(60.0, max(1.0, 4000 / max(len(xs), 1)))  # marker area: points overlap little
+    reach = simulation.RADIUS + 0.4  # the centres lie within RADIUS; room for the markers
     for ax, name, vs in zip(axes.flat, names, values, strict=False):
         clipped = [max(v, norm.vmin) for v in vs]
-        ax.scatter(xs, ys, c=clipped, s=size, norm=norm, cmap="viridis", lw=0)
+        ax.scatter(xs, ys, c=clipped, s=size, norm=norm, cmap="viridis", lw=0, clip_on=False)
         ax.set_title(f"{name}: total {sum(vs):.3g}", fontsize="medium")
         ax.set_aspect("equal")
-        ax.set_xlim(simulation.CENTRE - 3.2, simulation.CENTRE + 3.2)
-        ax.set_ylim(simulation.CENTRE - 3.2, simulation.CENTRE + 3.2)
+        ax.set_xlim(simulation.CENTRE - reach, simulation.CENTRE + reach)
+        ax.set_ylim(simulation.CENTRE - reach, simulation.CENTRE + reach)
+        ax.set_xlabel("anchor centre x", fontsize="small")
+        ax.set_ylabel("anchor centre y", fontsize="small")
     for ax in axes.flat[len(names) :]:
         ax.axis("off")
-    fig.suptitle("Final error per anchor centre (summed over its 343 cases)")
+    fig.suptitle("Final error per anchor centre\n(summed over its 343 cases)")
     fig.colorbar(
         ScalarMappable(norm=norm, cmap="viridis"),
         ax=axes.ravel().tolist(),
         shrink=0.8,
         label="final error (floored at max / 1e6)",
     )
+    return fig
+
+
+def save(fig: Any, path: Path) -> None:
+    """Write ``fig`` to ``path`` and release it."""
     fig.savefig(path, dpi=120)
-    plt.close(fig)
+    pyplot().close(fig)
 
 
 def results_table(results: dict[str, Any]) -> Table:
@@ -207,9 +240,14 @@ def simulate(
     device: Annotated[
         str, typer.Option("--device", help="Torch device, e.g. cpu or cuda.")
     ] = "cpu",
-    out: Annotated[Path, typer.Option("--out", file_okay=False, help="Output directory.")] = Path(
-        "simulation"
-    ),
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            file_okay=False,
+            help="Output directory, created if missing (its parent must exist).",
+        ),
+    ] = Path("simulation"),
     threads: Annotated[
         int,
         typer.Option(
@@ -233,6 +271,7 @@ def simulate(
     names = _losses(losses)
     torch_device = _device(device)
     torch_dtype = _dtype(dtype)
+    output_directory(out)
     if full:
         points = simulation.FULL_POINTS
     torch.set_num_threads(threads)
@@ -242,9 +281,8 @@ def simulate(
         f"with {', '.join(names)} on {torch_device} in {dtype}"
     )
     results = run_simulation(names, points, iters, seed, torch_device, torch_dtype, console)
-    out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results) + "\n")
-    plot_curves(results, out / "curves.png")
-    plot_final_error(results, out / "final_error.png")
+    save(curves_figure(results), out / "curves.png")
+    save(final_error_figure(results), out / "final_error.png")
     console.print(results_table(results))
     console.print(f"Wrote {out / 'curves.png'}, {out / 'final_error.png'}, {out / 'results.json'}")
