@@ -1,0 +1,25 @@
+"""Hand-written derivatives of a few losses, kept only where they pay for themselves.
+
+Every loss in detloss is a value formula differentiated by autograd. A module here replaces
+autograd for one loss with a custom :class:`torch.autograd.Function` only where a benchmark at
+realistic sizes showed at least 1.5x the time or 2x the peak memory for autograd of the same
+formula (the figures are in ``docs/classification.md``). Each Function is tested against autograd
+of that formula (values and gradients in float64, degenerate inputs included), runs eagerly and
+under ``torch.compile`` as it is, and is used by exactly one loss module, which alone knows it
+exists.
+
+* :mod:`detloss._fast.sigmoid_focal`: the sigmoid focal loss, value and derivative in one pass.
+* :mod:`detloss._fast.softmax_ce`: softmax cross-entropy keeping only the per-row logsumexp.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import torch
+from torch import Tensor
+
+
+def apply_function(function: type[torch.autograd.Function], *args: Any) -> Tensor:
+    """``function.apply(*args)`` with a type (``Function.apply`` is untyped)."""
+    return cast(Tensor, function.apply(*args))  # type: ignore[no-untyped-call]
