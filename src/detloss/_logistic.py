@@ -22,14 +22,27 @@ from torch import Tensor
 SOFTPLUS_LINEAR = 40.0
 
 
-def softplus(z: Tensor) -> Tensor:
-    """``log(1 + exp(z))`` (derivative ``sigmoid(z)``)."""
-    return F.softplus(z, threshold=SOFTPLUS_LINEAR)
+def softplus(z: Tensor, beta: float = 1.0) -> Tensor:
+    """``log(1 + exp(beta z)) / beta`` (derivative ``sigmoid(beta z)``); ``z`` itself where
+    ``beta z > 40``, so that a huge ``z`` never overflows."""
+    return F.softplus(z, beta=beta, threshold=SOFTPLUS_LINEAR)
 
 
 def binary_cross_entropy(x: Tensor, t: Tensor) -> Tensor:
     """``-t log sigmoid(x) - (1 - t) log sigmoid(-x)`` element-wise, for any soft ``t``."""
     return t * softplus(-x) + (1 - t) * softplus(x)
+
+
+def alpha_weight(t: Tensor, alpha: float) -> Tensor:
+    """``alpha t + (1 - alpha)(1 - t)``, exactly ``alpha`` at ``t = 1`` and ``1 - alpha`` at 0.
+
+    ``lerp`` keeps both ends exact and never cancels in between (``(2 alpha - 1) t + 1 - alpha``
+    loses the digits of a small ``alpha`` at ``t = 1``).
+    """
+    if alpha == 1:
+        return t
+    ends = [torch.full((), value, dtype=t.dtype, device=t.device) for value in (1 - alpha, alpha)]
+    return torch.lerp(ends[0], ends[1], t)
 
 
 def prob_error(x: Tensor, t: Tensor) -> Tensor:

@@ -33,13 +33,8 @@ from detloss._labels import (
     loss_dtype,
     row_weight,
 )
-from detloss._logistic import softplus
+from detloss._logistic import alpha_weight, softplus
 from detloss.reduction import weight_reduce_loss
-
-
-def _alpha_t(t: Tensor, alpha: float) -> Tensor:
-    """``alpha t + (1 - alpha)(1 - t)``: exactly ``alpha`` at ``t = 1`` and ``1 - alpha`` at 0."""
-    return t * (2 * alpha - 1) + (1 - alpha)
 
 
 def sigmoid_focal_loss(
@@ -88,7 +83,7 @@ def sigmoid_focal_loss(
     if g == 0:
         loss = F.binary_cross_entropy_with_logits(x, t, reduction="none")
         if a is not None:
-            loss = loss * _alpha_t(t, a)
+            loss = loss * alpha_weight(t, a)
     else:
         loss = apply_function(SigmoidFocal, x, t, a, g)
     return weight_reduce_loss(loss, row_weight(weight, x), reduction, avg_factor)
@@ -106,22 +101,24 @@ def sigmoid_focal_loss_star(
 ) -> Tensor:
     """FL* (Lin et al. 2017, appendix): ``loss = -alpha_t * log(sigmoid(gamma * x * (2t - 1))) / gamma``.
 
-    Evaluated as ``alpha_t * softplus(gamma * x * (1 - 2t)) / gamma``. ``gamma > 0``; ``alpha`` as
+    Evaluated as ``alpha_t * softplus(gamma * y) / gamma`` with ``y = x (1 - 2t)`` (``y`` itself
+    where ``gamma * y > 40``, so that no huge logit overflows). ``gamma > 0``; ``alpha`` as
     :func:`sigmoid_focal_loss`. Defaults are fvcore's ``sigmoid_focal_loss_star`` (``alpha=-1`` =
     ``None``, ``gamma=1``); labels, weight and reduction as :func:`sigmoid_focal_loss`.
 
-    For hard targets the argument ``gamma * x * (1 - 2t)`` is exact when ``gamma`` is a power of
-    two (fvcore's 1 included); otherwise it is rounded once, which the exponential tail of the loss
-    amplifies by the argument's magnitude (the conditioning of ``exp``).
+    For hard targets ``gamma * y`` is exact when ``gamma`` is a power of two (fvcore's 1 included)
+    and the loss is then within a few ulp of the exact value; otherwise ``gamma * y`` is rounded
+    once, an error that the exponential tail of the loss amplifies by ``|gamma * y|`` (the
+    conditioning of ``exp``).
     """
     x, y = check_sigmoid_targets(logits, targets)
     g = check_number(gamma, "gamma", low=0.0, strict=True)
     a = check_alpha(alpha)
     x = x.to(loss_dtype(x, y))
     t = dense_targets(y, x)
-    loss = softplus(x * (1 - 2 * t) * g) / g
+    loss = softplus(x * (1 - 2 * t), beta=g)
     if a is not None:
-        loss = loss * _alpha_t(t, a)
+        loss = loss * alpha_weight(t, a)
     return weight_reduce_loss(loss, row_weight(weight, x), reduction, avg_factor)
 
 

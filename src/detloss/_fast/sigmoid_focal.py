@@ -22,19 +22,19 @@ With ``D = (1 - t) A - t B = M - 2 t B`` (``sigmoid(x) - t = D r``) the derivati
 
 The forward pass evaluates both in one go (they share every transcendental term) and saves the
 derivative for backward, instead of the inputs; targets receive no gradient. Five buffers of the
-logits' size are alive at the peak of the forward pass (four after it for the loss and the
-derivative, one while backward multiplies in the incoming gradient). ``M ** (gamma - 1)`` is taken
-as 0 where ``M = 0`` (its factor ``gamma (1 - 2t) e ce + M D`` vanishes there too: the limit).
+logits' size (six for ``gamma`` other than 1 and 2) are alive at the peak of the forward pass;
+backward writes one, the product with the incoming gradient.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
+
+from detloss._logistic import alpha_weight
 
 
 def sigmoid_focal_terms(
@@ -45,48 +45,67 @@ def sigmoid_focal_terms(
     ``x`` and ``t`` have the same shape and floating dtype; ``gamma > 0``; ``alpha`` in
     ``[0, 1]`` or None.
     """
-    u = torch.clamp_min(x, 0)
+    loss, derivative = _terms_without_alpha(x, t, gamma, with_derivative)
+    if alpha is not None:
+        # after the helper's buffers are freed: alpha_t adds none to the peak
+        alpha_t = alpha_weight(t, alpha)
+        loss.mul_(alpha_t)
+        if derivative is not None:
+            derivative.mul_(alpha_t)
+    return loss, derivative
+
+
+def _terms_without_alpha(
+    x: Tensor, t: Tensor, gamma: float, with_derivative: bool
+) -> tuple[Tensor, Tensor | None]:
+    # Buffers are reused in place; each comment names what a buffer holds from there on.
+    u = torch.clamp_min(x, 0)  # relu(x)
     v = torch.sub(u, x)  # relu(-x), exact
-    ce = torch.lerp(u, v, t)  # (1 - t) u + t v; lerp keeps the t = 0 and t = 1 ends exact
-    b = u.neg_().exp_()
-    a = v.neg_().exp_()
+    ce = torch.lerp(u, v, t)  # (1 - t) u + t v; lerp is exact at t = 0 and t = 1
+    b = u.neg_().exp_()  # B
+    a = v.neg_().exp_()  # A
     m = torch.lerp(a, b, t)  # M
-    e = a.mul_(b)  # one factor is exactly 1
-    if with_derivative:
-        d = torch.addcmul(m, b, t, value=-2, out=b)  # D = M - 2 t B
+    e = a.mul_(b)  # e = A B: one factor is exactly 1
     log1p_e = torch.log1p(e) if with_derivative else e.log1p_()
     ce.add_(log1p_e)
+    # m_pow = M**gamma for the loss; for gamma < 1, M**(gamma - 1) is multiplied into the
+    # derivative's terms before they are formed (their product with it would underflow first).
+    m_pow = m.pow(gamma) if gamma < 1 else None
     bracket: Tensor | None = None
     if with_derivative:
+        d = torch.addcmul(m, b, t, value=-2, out=b)  # D = M - 2 t B
+        if m_pow is None:
+            d.mul_(m)
+        else:
+            # M**(gamma - 1) overflows for subnormal M: there the derivative (which vanishes
+            # like M**(gamma + 1)) is below the smallest subnormal with M at the smallest normal.
+            e.mul_(m.clamp_min(torch.finfo(m.dtype).tiny).pow_(gamma - 1))
+            d.mul_(m_pow)
         bracket = e.mul_(ce).mul_(gamma)
-        bracket.addcmul_(bracket, t, value=-2).add_(d.mul_(m))  # gamma (1 - 2t) e ce + M D
-    # w = alpha_t r**gamma M**(gamma - 1) with r**gamma = exp(-gamma log1p(e)); alpha_t is
-    # (1 - alpha)(1 + c t) with c = (2 alpha - 1) / (1 - alpha), the (1 - alpha) inside the exp.
-    scale = 1.0 if alpha is None or alpha == 1 else 1.0 - alpha
-    log_scale = torch.full((), math.log(scale), dtype=x.dtype)  # a CPU scalar on any device
-    w = torch.add(log_scale, log1p_e, alpha=-gamma).exp_()
-    if alpha == 1:
-        w.mul_(t)
-    elif alpha is not None:
-        w.addcmul_(w, t, value=(2 * alpha - 1) / (1 - alpha))
-    if gamma == 2:
-        w.mul_(m)
-    elif gamma != 1:
-        w.mul_(_pow_zero_limit(m, gamma - 1))
-    loss = ce.mul_(w).mul_(m)
+        # gamma (1 - 2t) e ce + M D, times M**(gamma - 1) for gamma < 1
+        bracket.addcmul_(bracket, t, value=-2).add_(d)
+    w = torch.mul(log1p_e, -gamma, out=b).exp_()  # r**gamma = exp(-gamma log1p(e))
+    if m_pow is not None:
+        value_factors, derivative_factors = [w, m_pow], [w]
+    elif gamma == 1:
+        value_factors, derivative_factors = [w, m], [w]
+    elif gamma == 2:
+        value_factors, derivative_factors = [w, m, m], [w, m]
+    else:
+        w.mul_(m.pow(gamma - 1))  # M**(gamma - 1) <= 1
+        value_factors, derivative_factors = [w, m], [w]
+    loss = _product_(ce, value_factors)
     if bracket is None:
         return loss, None
-    r = log1p_e.neg_().exp_()
-    return loss, bracket.mul_(w).mul_(r)
+    r = log1p_e.neg_().exp_()  # r = 1 / (1 + e)
+    return loss, _product_(bracket, [*derivative_factors, r])
 
 
-def _pow_zero_limit(base: Tensor, exponent: float) -> Tensor:
-    """``base ** exponent`` for ``base >= 0``, with 0 where ``base == 0`` (also for a negative
-    ``exponent``, where the power multiplies a factor that vanishes with ``base``)."""
-    if exponent >= 0:
-        return torch.pow(base, exponent)
-    positive = base > 0
-    return torch.where(positive, base, 1.0).pow_(exponent).mul_(positive)
+def _product_(target: Tensor, factors: list[Tensor]) -> Tensor:
+    """``target *= prod(factors)`` in place."""
+    for factor in factors:
+        target.mul_(factor)
+    return target
 
 
 class SigmoidFocal(torch.autograd.Function):
