@@ -74,7 +74,10 @@ CLASSIFICATION_CASES = [
     LossCase("sigmoid_focal_indices", detloss.sigmoid_focal_loss, _with_background),
     LossCase("sigmoid_focal_soft_gamma_half", detloss.sigmoid_focal_loss, _soft, {"gamma": 0.5}),
     LossCase(
-        "sigmoid_focal_soft_gamma_3", detloss.sigmoid_focal_loss, _soft, {"alpha": 0.75, "gamma": 3.0}
+        "sigmoid_focal_soft_gamma_3",
+        detloss.sigmoid_focal_loss,
+        _soft,
+        {"alpha": 0.75, "gamma": 3.0},
     ),
     LossCase("sigmoid_focal_gamma_0", detloss.sigmoid_focal_loss, _one_hot, {"gamma": 0.0}),
     LossCase("sigmoid_focal_star", detloss.sigmoid_focal_loss_star, _one_hot, {"gamma": 2.0}),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import mpmath
+import mpmath  # type: ignore[import-untyped]
 import torch
 from torch import Tensor
 
@@ -57,7 +57,9 @@ def ulp_error(got: Tensor, exact: Tensor, dtype: torch.dtype) -> Tensor:
     """``|got - exact|`` in units of ``dtype``'s spacing at ``exact`` (float64 result)."""
     rounded = exact.to(dtype).abs()
     spacing = torch.nextafter(rounded, torch.full_like(rounded, float("inf"))) - rounded
-    spacing = spacing.double().clamp_min(torch.finfo(dtype).smallest_normal * torch.finfo(dtype).eps)
+    spacing = spacing.double().clamp_min(
+        torch.finfo(dtype).smallest_normal * torch.finfo(dtype).eps
+    )
     return (got.double() - exact).abs() / spacing
 
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 import detloss
 from detloss._fast.sigmoid_focal import SigmoidFocal
+from tests import formulas
 from tests.logistic_reference import (
     alpha_t64,
     bce64,
@@ -212,21 +213,13 @@ def test_sigmoid_focal_precision_property(
     assert (loss.double() <= ceiling * (1 + FOCAL_ULP * 2**-24) + 2**-149).all()
 
 
-def _focal_formula(x: torch.Tensor, t: torch.Tensor, alpha: float | None, gamma: float):
-    """The value formula of the sigmoid focal loss, in plain operations for autograd."""
-    ce = t * F.softplus(-x, threshold=40.0) + (1 - t) * F.softplus(x, threshold=40.0)
-    m = t * torch.sigmoid(-x) + (1 - t) * torch.sigmoid(x)
-    alpha_t = 1.0 if alpha is None else alpha * t + (1 - alpha) * (1 - t)
-    return alpha_t * m**gamma * ce
-
-
 @pytest.mark.parametrize(("alpha", "gamma"), PARAMS)
 def test_sigmoid_focal_gradient_is_accurate(alpha: float | None, gamma: float) -> None:
     x, t = _grid(TARGETS)
     _, grad = _value_and_grad(detloss.sigmoid_focal_loss, x, t, alpha=alpha, gamma=gamma)
     assert torch.isfinite(grad).all()
     _, exact = _value_and_grad(
-        lambda x, t, reduction: _focal_formula(x, t, alpha, gamma), x.double(), t.double()
+        lambda x, t, reduction: formulas.sigmoid_focal(x, t, alpha, gamma), x.double(), t.double()
     )
     hard = (t == 0) | (t == 1)
     finite = torch.isfinite(exact)
@@ -279,7 +272,10 @@ def test_fast_sigmoid_focal_equals_autograd_of_its_formula(
 ) -> None:
     g = torch.Generator().manual_seed(0)
     x = torch.cat(
-        [torch.tensor(DEGENERATE_LOGITS, dtype=torch.float64), torch.randn(40, dtype=torch.float64) * 5]
+        [
+            torch.tensor(DEGENERATE_LOGITS, dtype=torch.float64),
+            torch.randn(40, dtype=torch.float64) * 5,
+        ]
     )
     x = x.repeat(4)
     t = torch.cat(
@@ -295,7 +291,7 @@ def test_fast_sigmoid_focal_equals_autograd_of_its_formula(
     fast = SigmoidFocal.apply(fast_x, t, alpha, gamma)
     (fast_grad,) = torch.autograd.grad((fast * upstream).sum(), fast_x)
     ref_x = x.clone().requires_grad_(True)
-    ref = _focal_formula(ref_x, t, alpha, gamma)
+    ref = formulas.sigmoid_focal(ref_x, t, alpha, gamma)
     (ref_grad,) = torch.autograd.grad((ref * upstream).sum(), ref_x)
     torch.testing.assert_close(fast, ref, rtol=1e-13, atol=0)
     assert torch.isfinite(fast_grad).all()
@@ -314,7 +310,7 @@ def test_fast_sigmoid_focal_saves_only_its_derivative() -> None:
     logits, _, one_hot = _random()
     x = logits.requires_grad_(True)
     saved: list[torch.Tensor] = []
-    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+    with torch.autograd.graph.saved_tensors_hooks(_recorder(saved), _identity):
         loss = detloss.sigmoid_focal_loss(x, one_hot, reduction="none")
     assert [tuple(t.shape) for t in saved] == [tuple(x.shape)]
     (grad,) = torch.autograd.grad(loss.sum(), x)
@@ -340,3 +336,17 @@ def test_hand_computed_focal_values() -> None:
     torch.testing.assert_close(
         detloss.softmax_focal_loss(logits, torch.tensor([1])), torch.tensor(expected)
     )
+
+
+def _recorder(saved: list[torch.Tensor]):
+    """A pack hook that records every tensor autograd saves."""
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        saved.append(tensor)
+        return tensor
+
+    return pack
+
+
+def _identity(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor

@@ -9,8 +9,8 @@ from importlib.metadata import PackageNotFoundError, version
 from detloss import boxes, coder, distributed, faster_rcnn
 from detloss.backend import get_backend, set_backend, use_backend
 from detloss.boxes import box_iou, convert_boxes, validate_boxes
-from detloss.cross_entropy import binary_cross_entropy, cross_entropy
 from detloss.coder import DeltaXYWHCoder
+from detloss.cross_entropy import binary_cross_entropy, cross_entropy
 from detloss.distributed import global_avg_factor
 from detloss.faster_rcnn import fast_rcnn_loss, rpn_loss
 from detloss.focal import sigmoid_focal_loss, sigmoid_focal_loss_star, softmax_focal_loss

@@ -76,15 +76,13 @@ def loss_dtype(logits: Tensor, *others: Tensor) -> torch.dtype:
 
 def row_weight(weight: Tensor | None, logits: Tensor) -> Tensor | None:
     """mmdetection's rule: a 1-D weight of length N on ``(N, C)`` logits weights whole rows."""
-    if weight is not None and logits.dim() == 2 and weight.dim() == 1:
-        if weight.shape[0] == logits.shape[0]:
-            return weight.unsqueeze(1)
+    rows = weight is not None and logits.dim() == 2 and weight.dim() == 1
+    if rows and weight is not None and weight.shape[0] == logits.shape[0]:
+        return weight.unsqueeze(1)
     return weight
 
 
-def class_weight_tensor(
-    class_weight: Tensor | Sequence[float] | None, x: Tensor
-) -> Tensor | None:
+def class_weight_tensor(class_weight: Tensor | Sequence[float] | None, x: Tensor) -> Tensor | None:
     """``class_weight`` as a ``(C,)`` tensor of ``x``'s dtype and device, or None."""
     if class_weight is None:
         return None

@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.autograd.function import FunctionCtx, once_differentiable
+from torch.autograd.function import once_differentiable
 
 from detloss._logistic import alpha_weight
 
@@ -113,11 +113,9 @@ class SigmoidFocal(torch.autograd.Function):
     (``x`` and dense targets ``t`` of one shape and floating dtype); ``t`` receives no gradient."""
 
     @staticmethod
-    def forward(
-        ctx: FunctionCtx, x: Tensor, t: Tensor, alpha: float | None, gamma: float
-    ) -> Tensor:
+    def forward(ctx: Any, x: Tensor, t: Tensor, alpha: float | None, gamma: float) -> Tensor:
         loss, derivative = sigmoid_focal_terms(x, t, alpha, gamma, ctx.needs_input_grad[0])
-        ctx.save_for_backward(derivative)
+        ctx.save_for_backward(derivative)  # None without a gradient
         return loss
 
     @staticmethod
