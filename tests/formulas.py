@@ -44,3 +44,14 @@ def softmax_cross_entropy(
     return F.cross_entropy(
         x, labels, weight=class_weight, ignore_index=ignore_index, reduction="none"
     )
+
+
+def softmax_focal(x: Tensor, labels: Tensor, alpha: float, gamma: float) -> Tensor:
+    """``-alpha (1 - p_t)**gamma log p_t`` per row, ``1 - p_t = -expm1(log p_t)``."""
+    log_pt = torch.log_softmax(x, 1).gather(1, labels.unsqueeze(1)).squeeze(1)
+    return -alpha * (-torch.expm1(log_pt)) ** gamma * log_pt
+
+
+def distribution_focal(x: Tensor, bins: Tensor, weights: Tensor) -> Tensor:
+    """``-sum_k w_k log softmax(x)[bin_k]`` per row."""
+    return -(torch.log_softmax(x, 1).gather(1, bins) * weights).sum(1)

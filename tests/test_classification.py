@@ -74,6 +74,40 @@ def test_huge_logits_give_finite_losses_and_gradients(case: LossCase, size: floa
 
 
 @pytest.mark.parametrize(
+    "call",
+    [
+        lambda x, labels: detloss.cross_entropy(x, labels),
+        lambda x, labels: detloss.softmax_focal_loss(x, labels),
+        lambda x, labels: detloss.distribution_focal_loss(x, labels * 0.9),
+    ],
+    ids=["cross_entropy", "softmax_focal", "distribution_focal"],
+)
+def test_softmax_losses_keep_no_logits_sized_tensor_but_the_logits(call) -> None:
+    logits, labels, _ = _random()
+    x = logits.requires_grad_(True)
+    saved: list[torch.Tensor] = []
+    with torch.autograd.graph.saved_tensors_hooks(_recorder(saved), _identity):
+        loss = call(x, labels % 6)
+    (grad,) = torch.autograd.grad(loss, x)
+    assert torch.isfinite(grad).all()
+    large = [t for t in saved if t.numel() >= x.numel()]
+    assert len(large) == 1
+    assert large[0] is x
+
+
+def _recorder(saved: list[torch.Tensor]):
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        saved.append(tensor)
+        return tensor
+
+    return pack
+
+
+def _identity(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor
+
+
+@pytest.mark.parametrize(
     "fn",
     [
         detloss.sigmoid_focal_loss,

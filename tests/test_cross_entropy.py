@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 import detloss
-from detloss._fast.softmax_ce import SoftmaxCrossEntropy
+from detloss._fast.softmax import SoftmaxCrossEntropy
 from tests import formulas
 
 
@@ -135,7 +135,7 @@ def test_fast_softmax_ce_equals_autograd_of_f_cross_entropy(weighted: bool) -> N
     row_weight = valid.double() if class_weight is None else class_weight[index] * valid
     upstream = torch.rand(n, generator=g, dtype=torch.float64) + 0.5
     fast_x = x.clone().requires_grad_(True)
-    fast = SoftmaxCrossEntropy.apply(fast_x, index, row_weight)
+    fast = SoftmaxCrossEntropy.apply(fast_x, index[:, None], row_weight[:, None])
     (fast_grad,) = torch.autograd.grad((fast * upstream).sum(), fast_x)
     ref_x = x.clone().requires_grad_(True)
     ref = formulas.softmax_cross_entropy(ref_x, labels, class_weight, -100)

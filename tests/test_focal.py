@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 import detloss
 from detloss._fast.sigmoid_focal import SigmoidFocal
+from detloss._fast.softmax import SoftmaxFocal
 from tests import formulas
 from tests.logistic_reference import (
     alpha_t64,
@@ -303,6 +304,40 @@ def test_fast_sigmoid_focal_equals_autograd_of_its_formula(
     # soft targets: the derivative crosses zero, where its two terms cancel
     soft = finite & ~hard
     torch.testing.assert_close(fast_grad[soft], ref_grad[soft], rtol=1e-12, atol=1e-14)
+    assert (fast_grad[~finite] == 0).all()
+
+
+def _degenerate_rows(c: int = 5) -> torch.Tensor:
+    """Float64 logits ``(48, c)``: random rows and rows of huge, equal and dominating logits."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(48, c, generator=g, dtype=torch.float64) * 3
+    x[0] = torch.tensor([1e4, -1e4, 0.0, 100.0, -100.0])
+    x[1] = torch.tensor([-1e4, 1e4, -1e4, -1e4, -1e4])
+    x[2] = 0.0
+    x[3] = torch.tensor([100.0, -100.0, 0.0, 0.0, 0.0])
+    x[4] = torch.tensor([30.0, 0.0, 0.0, 0.0, 0.0])
+    return x
+
+
+@pytest.mark.parametrize("gamma", [0.5, 1.0, 2.0, 3.0])
+def test_fast_softmax_focal_equals_autograd_of_its_formula(gamma: float) -> None:
+    x = _degenerate_rows()
+    g = torch.Generator().manual_seed(1)
+    labels = torch.randint(0, 5, (48,), generator=g)
+    labels[:5] = torch.tensor([1, 1, 2, 0, 0])  # p_t = 0, p_t = 1 (exactly), ties, p_t ~ 1
+    upstream = torch.rand(48, generator=g, dtype=torch.float64) + 0.5
+    fast_x = x.clone().requires_grad_(True)
+    fast = SoftmaxFocal.apply(fast_x, labels, 0.25, gamma)
+    (fast_grad,) = torch.autograd.grad((fast * upstream).sum(), fast_x)
+    ref_x = x.clone().requires_grad_(True)
+    ref = formulas.softmax_focal(ref_x, labels, 0.25, gamma)
+    (ref_grad,) = torch.autograd.grad((ref * upstream).sum(), ref_x)
+    torch.testing.assert_close(fast, ref, rtol=1e-13, atol=1e-300)
+    assert torch.isfinite(fast_grad).all()
+    # (1 - p_t)**gamma has an infinite derivative at p_t = 1 for gamma < 1 (the limit is 0)
+    finite = torch.isfinite(ref_grad).all(dim=1)
+    assert finite.sum() >= 46
+    torch.testing.assert_close(fast_grad[finite], ref_grad[finite], rtol=1e-12, atol=1e-14)
     assert (fast_grad[~finite] == 0).all()
 
 

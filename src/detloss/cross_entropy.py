@@ -5,7 +5,7 @@ Both take raw logits, compute float16/bfloat16 in float32 (the loss comes back i
 reduce through :func:`detloss.reduction.weight_reduce_loss` (``weight``, ``reduction`` in
 {"none", "mean", "sum"}, ``avg_factor``). The values are PyTorch's (``F.cross_entropy``,
 ``F.binary_cross_entropy_with_logits``); the softmax cross-entropy of ``(N, C)`` logits without
-label smoothing takes its gradient from :mod:`detloss._fast.softmax_ce`, which keeps no
+label smoothing takes its gradient from :mod:`detloss._fast.softmax`, which keeps no
 logits-sized tensor for backward.
 """
 
@@ -19,7 +19,7 @@ from torch import Tensor
 
 from detloss._checks import check_floating, check_number, check_tensor, compute_dtype
 from detloss._fast import apply_function
-from detloss._fast.softmax_ce import SoftmaxCrossEntropy
+from detloss._fast.softmax import SoftmaxCrossEntropy
 from detloss._labels import (
     check_sigmoid_targets,
     class_weight_tensor,
@@ -83,7 +83,7 @@ def cross_entropy(
     if x.dim() == 2 and smoothing == 0:
         index = torch.where(valid, y, 0)
         per_row = valid.to(x.dtype) if w is None else w[index] * valid
-        loss = apply_function(SoftmaxCrossEntropy, x, index, per_row)
+        loss = apply_function(SoftmaxCrossEntropy, x, index.unsqueeze(1), per_row.unsqueeze(1))
     else:
         loss = F.cross_entropy(
             x, y, weight=w, ignore_index=ignore_index, reduction="none", label_smoothing=smoothing

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from detloss._checks import check_number, compute_dtype
 from detloss._fast import apply_function
 from detloss._fast.sigmoid_focal import SigmoidFocal
+from detloss._fast.softmax import SoftmaxFocal
 from detloss._labels import (
     check_alpha,
     check_class_indices,
@@ -139,7 +139,8 @@ def softmax_focal_loss(
 
         loss_i = -alpha * class_weight[y_i] * (1 - p_t)**gamma * log(p_t)
 
-    ``1 - p_t`` is ``-expm1(log p_t)``, exact where ``p_t`` is close to 1.
+    ``1 - p_t`` is ``-expm1(log p_t)``, exact where ``p_t`` is close to 1. The gradient comes from
+    :mod:`detloss._fast.softmax` (no logits-sized tensor kept for backward).
 
     Args:
         logits: ``(N, C)``; labels: int64 ``(N,)`` in ``[0, C)`` (the background is a class here).
@@ -157,8 +158,7 @@ def softmax_focal_loss(
         raise ValueError(f"alpha must be in [0, 1] for the softmax focal loss, got {alpha!r}")
     g = check_exponent(gamma, "gamma")
     x = x.to(compute_dtype(x))
-    log_pt = torch.log_softmax(x, 1).gather(1, y.unsqueeze(1)).squeeze(1)
-    loss = (-a) * (-torch.expm1(log_pt)).pow(g) * log_pt
+    loss = apply_function(SoftmaxFocal, x, y, a, g)
     w = class_weight_tensor(class_weight, x)
     if w is not None:
         loss = loss * w[y]

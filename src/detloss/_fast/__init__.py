@@ -5,11 +5,12 @@ autograd for one loss with a custom :class:`torch.autograd.Function` only where 
 realistic sizes showed at least 1.5x the time or 2x the peak memory for autograd of the same
 formula (the figures are in ``docs/classification.md``). Each Function is tested against autograd
 of that formula (values and gradients in float64, degenerate inputs included), runs eagerly and
-under ``torch.compile`` as it is, and is used by exactly one loss module, which alone knows it
-exists.
+under ``torch.compile`` as it is, and is known only to the loss modules that call it.
 
-* :mod:`detloss._fast.sigmoid_focal`: the sigmoid focal loss, value and derivative in one pass.
-* :mod:`detloss._fast.softmax_ce`: softmax cross-entropy keeping only the per-row logsumexp.
+* :mod:`detloss._fast.sigmoid_focal`: the sigmoid focal loss, value and derivative in one pass;
+* :mod:`detloss._fast.gfl`: the varifocal and quality focal losses, likewise;
+* :mod:`detloss._fast.softmax`: softmax cross-entropy (also over two bins: the distribution focal
+  loss) and the softmax focal loss, keeping no logits-sized tensor for backward.
 """
 
 from __future__ import annotations

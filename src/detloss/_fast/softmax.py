@@ -1,0 +1,75 @@
+"""Softmax losses over rows that keep no logits-sized tensor for backward.
+
+Autograd of ``log_softmax`` keeps the log-softmax (the logits' size) for backward, then writes the
+gradient of the log-softmax (from the scatter of the picked entries) and the gradient of the
+logits: three logits-sized tensors. The Functions here keep the logits (already alive) and small
+per-row tensors; backward writes ``softmax(x)`` straight into the gradient and finishes it in
+place: one logits-sized buffer in each pass.
+
+* :class:`SoftmaxCrossEntropy`: ``loss_i = -sum_k w_ik log p_i[j_ik]`` with ``p_i = softmax(x_i)``
+  (cross-entropy: one target a row; the distribution focal loss: two neighbouring bins). With
+  ``W_i = sum_k w_ik``, ``d loss_i / d x_i = W_i p_i - sum_k w_ik onehot(j_ik)``.
+* :class:`SoftmaxFocal`: ``loss_i = -alpha (1 - p_t)**gamma log p_t`` with ``p_t = p_i[y_i]``
+  and ``1 - p_t = -expm1(log p_t)`` (exact where ``p_t`` is close to 1);
+  ``d loss_i / d x_ij = (onehot_j - p_ij) * alpha (gamma (1 - p_t)**(gamma - 1) p_t log p_t
+  - (1 - p_t)**gamma)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+
+class SoftmaxCrossEntropy(torch.autograd.Function):
+    """``apply(x, index, weights)``: ``-(weights * log_softmax(x, 1).gather(1, index)).sum(1)``.
+
+    ``x`` is ``(N, C)`` floating, ``index`` int64 ``(N, K)`` in ``[0, C)`` (distinct within a
+    row), ``weights`` ``(N, K)`` of ``x``'s dtype. Only ``x`` receives a gradient.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, index: Tensor, weights: Tensor) -> Tensor:
+        ctx.save_for_backward(x, index, weights)
+        picked = torch.log_softmax(x, 1).gather(1, index)
+        return picked.mul_(weights).sum(1).neg_()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        x, index, weights = ctx.saved_tensors
+        scaled = weights * grad.unsqueeze(1)
+        gradient = torch.softmax(x, 1).mul_(scaled.sum(1, keepdim=True))
+        return gradient.scatter_add_(1, index, scaled.neg_()), None, None
+
+
+class SoftmaxFocal(torch.autograd.Function):
+    """``apply(x, labels, alpha, gamma)``: the softmax focal loss of each row of ``x`` ``(N, C)``
+    at its label (int64 ``(N,)`` in ``[0, C)``). Only ``x`` receives a gradient."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, labels: Tensor, alpha: float, gamma: float) -> Tensor:
+        ctx.save_for_backward(x, labels)
+        ctx.alpha, ctx.gamma = alpha, gamma
+        log_pt = torch.log_softmax(x, 1).gather(1, labels.unsqueeze(1)).squeeze(1)
+        return torch.expm1(log_pt).neg_().pow_(gamma).mul_(log_pt).mul_(-alpha)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:
+        x, labels = ctx.saved_tensors
+        alpha, gamma = ctx.alpha, ctx.gamma
+        log_p = torch.log_softmax(x, 1)
+        index = labels.unsqueeze(1)
+        log_pt = log_p.gather(1, index)
+        m = torch.expm1(log_pt).neg_()  # 1 - p_t
+        # m**(gamma - 1) is infinite at m = 0 for gamma < 1, where p_t log p_t = 0 (the limit
+        # of the product is 0): clamped, the product is that 0.
+        slope = m.clamp_min(torch.finfo(m.dtype).tiny) if gamma < 1 else m
+        row = slope.pow(gamma - 1).mul_(log_pt.exp()).mul_(log_pt).mul_(gamma).sub_(m.pow(gamma))
+        row.mul_(grad.unsqueeze(1)).mul_(alpha)
+        gradient = log_p.exp_().mul_(row.neg())
+        return gradient.scatter_add_(1, index, row), None, None, None
