@@ -28,8 +28,13 @@ from tests.logistic_reference import (
     ulp_error,
 )
 
-# Largest error of the float32 focal loss against its exact value, in ulp (measured: 6.7).
-FOCAL_ULP = 8.0
+
+def focal_ulp(gamma: float) -> float:
+    """Bound on the error of the float32 sigmoid focal loss, in ulp of the exact value: the power
+    amplifies the rounding of 1 - p_t by gamma (measured: 4.5 at gamma <= 1, 6.8 at 2, 10 at 3)."""
+    return 5 + 2 * gamma
+
+
 EXTREMES = [-3e38, -1e4, -100.0, -88.9, -30.0, -0.0, 0.0, 1e-3, 30.0, 88.9, 100.0, 1e4, 3e38]
 TARGETS = [0.0, 1.0, 0.5, 0.3, 0.999]
 PARAMS = [(0.25, 2.0), (None, 0.5), (0.25, 1.0), (0.75, 3.0), (0.5, 0.1), (1.0, 2.0), (0.0, 2.0)]
@@ -177,7 +182,7 @@ def test_sigmoid_focal_is_within_a_few_ulp_of_the_exact_value(
     loss = detloss.sigmoid_focal_loss(x, t, alpha, gamma, reduction="none")
     assert torch.isfinite(loss).all()
     error = ulp_error(loss, focal64(x, t, alpha, gamma), torch.float32)
-    assert error.max() <= FOCAL_ULP, (error.max(), x[error.argmax()], t[error.argmax()])
+    assert error.max() <= focal_ulp(gamma), (error.max(), x[error.argmax()], t[error.argmax()])
 
 
 @given(
@@ -208,10 +213,10 @@ def test_sigmoid_focal_precision_property(
     assert torch.isfinite(grad).all()
     exact = focal64(x, t, alpha, gamma)
     error = ulp_error(loss, exact, torch.float32)
-    assert error.max() <= FOCAL_ULP, (error.max(), x[error.argmax()], t[error.argmax()])
+    assert error.max() <= focal_ulp(gamma), (error.max(), x[error.argmax()], t[error.argmax()])
     # Never above the exact cross-entropy (PyTorch's BCE loses digits at t = 0, x << 0).
     ceiling = alpha_t64(t, alpha) * bce64(x, t)
-    assert (loss.double() <= ceiling * (1 + FOCAL_ULP * 2**-24) + 2**-149).all()
+    assert (loss.double() <= ceiling * (1 + focal_ulp(gamma) * 2**-24) + 2**-149).all()
 
 
 @pytest.mark.parametrize(("alpha", "gamma"), PARAMS)
@@ -238,7 +243,7 @@ def test_sigmoid_focal_float64_is_within_a_few_ulp_of_mpmath() -> None:
     for alpha, gamma in ((0.25, 2.0), (None, 0.5), (0.75, 3.0)):
         loss = detloss.sigmoid_focal_loss(x, t, alpha, gamma, reduction="none")
         exact = mp_elementwise(mp_focal, x, t, alpha=alpha, gamma=gamma)
-        assert ulp_error(loss, exact, torch.float64).max() <= FOCAL_ULP
+        assert ulp_error(loss, exact, torch.float64).max() <= focal_ulp(gamma)
 
 
 @pytest.mark.parametrize("gamma", [1.0, 2.0, 0.5])
@@ -248,7 +253,7 @@ def test_focal_star_hard_targets_are_exact_for_power_of_two_gamma(gamma: float) 
     assert torch.isfinite(loss).all()
     z = x.double() * (1 - 2 * t.double()) * gamma
     exact = alpha_t64(t, 0.25) * softplus64(z) / gamma
-    assert ulp_error(loss, exact, torch.float32).max() <= FOCAL_ULP
+    assert ulp_error(loss, exact, torch.float32).max() <= focal_ulp(1.0)
 
 
 def test_float16_sum_over_16m_elements_is_float32_accurate() -> None:

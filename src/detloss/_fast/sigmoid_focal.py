@@ -8,22 +8,22 @@ For logits ``x`` and targets ``t`` in ``[0, 1]`` (element-wise, any shape)::
     alpha_t = alpha * t + (1 - alpha) * (1 - t)        (1 without alpha)
 
 Every term comes from ``u = relu(x)``, ``v = relu(-x)`` (one of them is 0),
-``A = exp(-v)``, ``B = exp(-u)`` (one of them is 1, the other ``e = exp(-|x|) = A * B`` exactly)
+``A = exp(-v)``, ``B = exp(-u)`` (one of them is 1, the other ``e = exp(-|x|) = A B`` exactly)
 and ``r = 1 / (1 + e) = exp(-log1p(e))``:
 
-* ``sigmoid(x) = A r`` and ``sigmoid(-x) = B r``, so ``1 - p_t = M r`` with
-  ``M = (1 - t) A + t B`` (a sum of non-negative terms, exact to rounding down to subnormals);
+* ``s = sigmoid(x) = A r`` and ``s_ = sigmoid(-x) = B r``, exact down to subnormals, so
+  ``1 - p_t = t s_ + (1 - t) s`` is a sum of non-negative terms;
 * ``ce = (1 - t) u + t v + log1p(e)``, a sum of non-negative terms: no cancellation anywhere, so
   a confident correct logit keeps all its digits.
 
-With ``D = (1 - t) A - t B = M - 2 t B`` (``sigmoid(x) - t = D r``) the derivative is::
+With ``m = 1 - p_t`` and ``s - t = (1 - t) s - t s_ = m - 2 t s_``, the derivative is::
 
-    d loss / dx = alpha_t * M**(gamma - 1) * r**(gamma + 1) * (gamma (1 - 2t) e ce + M D)
+    d loss / dx = alpha_t * m**(gamma - 1) * (gamma (1 - 2t) s s_ ce + m (s - t))
 
 The forward pass evaluates both in one go (they share every transcendental term) and saves the
-derivative for backward, instead of the inputs; targets receive no gradient. Five buffers of the
-logits' size (six for ``gamma`` other than 1 and 2) are alive at the peak of the forward pass;
-backward writes one, the product with the incoming gradient.
+derivative for backward, instead of the inputs; targets receive no gradient. Four buffers of the
+logits' size (five for ``gamma`` other than 1 and 2, six below 1) are alive at the peak of the
+forward pass; backward writes one, the product with the incoming gradient.
 """
 
 from __future__ import annotations
@@ -58,54 +58,45 @@ def sigmoid_focal_terms(
 def _terms_without_alpha(
     x: Tensor, t: Tensor, gamma: float, with_derivative: bool
 ) -> tuple[Tensor, Tensor | None]:
-    # Buffers are reused in place; each comment names what a buffer holds from there on.
+    # Four buffers of x's size, reused in place; each comment names what a buffer holds from
+    # there on (m: 1 - p_t, s: sigmoid(x), s_: sigmoid(-x), c: the cross-entropy).
     u = torch.clamp_min(x, 0)  # relu(x)
     v = torch.sub(u, x)  # relu(-x), exact
-    ce = torch.lerp(u, v, t)  # (1 - t) u + t v; lerp is exact at t = 0 and t = 1
+    c = torch.lerp(u, v, t)  # (1 - t) u + t v; lerp is exact at t = 0 and t = 1
     b = u.neg_().exp_()  # B
     a = v.neg_().exp_()  # A
-    m = torch.lerp(a, b, t)  # M
-    e = a.mul_(b)  # e = A B: one factor is exactly 1
-    log1p_e = torch.log1p(e) if with_derivative else e.log1p_()
-    ce.add_(log1p_e)
-    # m_pow = M**gamma for the loss; for gamma < 1, M**(gamma - 1) is multiplied into the
-    # derivative's terms before they are formed (their product with it would underflow first).
+    r = torch.mul(a, b).log1p_()  # log1p(e), e = A B exactly (one factor is 1)
+    c.add_(r)
+    r.neg_().exp_()  # r = 1 / (1 + e)
+    s = a.mul_(r)
+    s_ = b.mul_(r)
+    m = torch.lerp(s, s_, t, out=r)  # t s_ + (1 - t) s
+    del a, b, r
+    # m**gamma for the loss; for gamma < 1 it also replaces m m**(gamma - 1) in the derivative
     m_pow = m.pow(gamma) if gamma < 1 else None
-    bracket: Tensor | None = None
+    derivative: Tensor | None = None
     if with_derivative:
-        d = torch.addcmul(m, b, t, value=-2, out=b)  # D = M - 2 t B
+        # (gamma (1 - 2t) s s_ c + m (s - t)) m**(gamma - 1), with s - t = m - 2 t s_
+        first = s.mul_(s_)
+        second = torch.addcmul(m, s_, t, value=-2, out=s_)
         if m_pow is None:
-            d.mul_(m)
+            second.mul_(m)
         else:
-            # M**(gamma - 1) overflows for subnormal M: there the derivative (which vanishes
-            # like M**(gamma + 1)) is below the smallest subnormal with M at the smallest normal.
-            e.mul_(m.clamp_min(torch.finfo(m.dtype).tiny).pow_(gamma - 1))
-            d.mul_(m_pow)
-        bracket = e.mul_(ce).mul_(gamma)
-        # gamma (1 - 2t) e ce + M D, times M**(gamma - 1) for gamma < 1
-        bracket.addcmul_(bracket, t, value=-2).add_(d)
-    w = torch.mul(log1p_e, -gamma, out=b).exp_()  # r**gamma = exp(-gamma log1p(e))
+            # m**(gamma - 1) goes into each term before the terms are formed (their product with
+            # it would underflow first); it overflows for subnormal m, where from the smallest
+            # normal m down the derivative (vanishing like m**(gamma + 1)) is below every subnormal.
+            first.mul_(m.clamp_min(torch.finfo(m.dtype).tiny).pow_(gamma - 1))
+            second.mul_(m_pow)
+        first.mul_(c).mul_(gamma)
+        derivative = first.addcmul_(first, t, value=-2).add_(second)
+        del second
+        if gamma > 1:
+            derivative.mul_(m if gamma == 2 else m.pow(gamma - 1))
     if m_pow is not None:
-        value_factors, derivative_factors = [w, m_pow], [w]
-    elif gamma == 1:
-        value_factors, derivative_factors = [w, m], [w]
-    elif gamma == 2:
-        value_factors, derivative_factors = [w, m, m], [w, m]
-    else:
-        w.mul_(m.pow(gamma - 1))  # M**(gamma - 1) <= 1
-        value_factors, derivative_factors = [w, m], [w]
-    loss = _product_(ce, value_factors)
-    if bracket is None:
-        return loss, None
-    r = log1p_e.neg_().exp_()  # r = 1 / (1 + e)
-    return loss, _product_(bracket, [*derivative_factors, r])
-
-
-def _product_(target: Tensor, factors: list[Tensor]) -> Tensor:
-    """``target *= prod(factors)`` in place."""
-    for factor in factors:
-        target.mul_(factor)
-    return target
+        return c.mul_(m_pow), derivative
+    if gamma == 2:
+        return c.mul_(m).mul_(m), derivative
+    return c.mul_(m.pow_(gamma)), derivative
 
 
 class SigmoidFocal(torch.autograd.Function):
