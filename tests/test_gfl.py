@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import detloss
 from detloss._fast.gfl import QualityFocal, Varifocal
-from detloss._fast.softmax import SoftmaxCrossEntropy
+from detloss._fast.softmax import SoftmaxBins
 from tests import formulas
 from tests.logistic_reference import bce64, sigmoid64, softplus64, ulp_error
 
@@ -296,7 +296,7 @@ def test_fast_distribution_focal_equals_autograd_of_its_formula() -> None:
     weights = torch.cat([1 - w_right, w_right], dim=1)
     upstream = torch.rand(40, generator=g, dtype=torch.float64) + 0.5
     fast_x = x.clone().requires_grad_(True)
-    fast = SoftmaxCrossEntropy.apply(fast_x, bins, weights)
+    fast = SoftmaxBins.apply(fast_x, bins, weights)
     (fast_grad,) = torch.autograd.grad((fast * upstream).sum(), fast_x)
     ref_x = x.clone().requires_grad_(True)
     ref = formulas.distribution_focal(ref_x, bins, weights)

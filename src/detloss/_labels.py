@@ -95,6 +95,19 @@ def class_weight_tensor(class_weight: Tensor | Sequence[float] | None, x: Tensor
     return w.to(x.device, non_blocking=True)
 
 
+def alpha_weight(t: Tensor, alpha: float) -> Tensor:
+    """The focal ``alpha_t = alpha t + (1 - alpha)(1 - t)``: exactly ``alpha`` at ``t = 1`` and
+    ``1 - alpha`` at ``t = 0``.
+
+    ``lerp`` keeps both ends exact and never cancels in between, where
+    ``(2 alpha - 1) t + 1 - alpha`` loses the digits of a small ``alpha`` at ``t = 1``.
+    """
+    if alpha == 1:
+        return t
+    ends = [torch.full((), value, dtype=t.dtype, device=t.device) for value in (1 - alpha, alpha)]
+    return torch.lerp(ends[0], ends[1], t)
+
+
 def check_alpha(alpha: float | None) -> float | None:
     """Focal ``alpha`` in ``[0, 1]``; ``None`` or a negative number (fvcore's -1) means none."""
     if alpha is None:

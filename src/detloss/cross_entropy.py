@@ -5,15 +5,14 @@ Both take raw logits, compute float16/bfloat16 in float32 (the loss comes back i
 reduce through :func:`detloss.reduction.weight_reduce_loss` (``weight``, ``reduction`` in
 {"none", "mean", "sum"}, ``avg_factor``). The values are PyTorch's (``F.cross_entropy``,
 ``F.binary_cross_entropy_with_logits``); the softmax cross-entropy of ``(N, C)`` logits without
-label smoothing takes its gradient from :mod:`detloss._fast.softmax`, which keeps no
-logits-sized tensor for backward.
+label smoothing takes its gradient from :mod:`detloss._fast.softmax` (the same forward kernels),
+which keeps no logits-sized tensor for backward.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -79,17 +78,14 @@ def cross_entropy(
         raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing!r}")
     x = x.to(compute_dtype(x))
     w = class_weight_tensor(class_weight, x)
-    valid = y != ignore_index
     if x.dim() == 2 and smoothing == 0:
-        index = torch.where(valid, y, 0)
-        per_row = valid.to(x.dtype) if w is None else w[index] * valid
-        loss = apply_function(SoftmaxCrossEntropy, x, index.unsqueeze(1), per_row.unsqueeze(1))
+        loss = apply_function(SoftmaxCrossEntropy, x, y, w, ignore_index)
     else:
         loss = F.cross_entropy(
             x, y, weight=w, ignore_index=ignore_index, reduction="none", label_smoothing=smoothing
         )
     if avg_non_ignore and reduction == "mean" and avg_factor is None:
-        avg_factor = valid.sum().clamp_min(1).to(loss.dtype)
+        avg_factor = (y != ignore_index).sum().clamp_min(1).to(loss.dtype)
     return weight_reduce_loss(loss, weight, reduction, avg_factor)
 
 

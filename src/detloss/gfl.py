@@ -20,7 +20,7 @@ from torch import Tensor
 from detloss._checks import check_floating, check_number
 from detloss._fast import apply_function
 from detloss._fast.gfl import QualityFocal, Varifocal
-from detloss._fast.softmax import SoftmaxCrossEntropy
+from detloss._fast.softmax import SoftmaxBins
 from detloss._labels import (
     check_exponent,
     check_sigmoid_targets,
@@ -168,5 +168,5 @@ def distribution_focal_loss(
     index = left.long().unsqueeze(1)
     bins = torch.cat([index, index + 1], dim=1)
     weights = torch.cat([1 - w_right, w_right], dim=1)
-    loss = apply_function(SoftmaxCrossEntropy, x, bins, weights)
+    loss = apply_function(SoftmaxBins, x, bins, weights)
     return weight_reduce_loss(loss, weight, reduction, avg_factor)

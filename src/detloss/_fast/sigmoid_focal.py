@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from detloss._logistic import alpha_weight
+from detloss._labels import alpha_weight
 
 
 def sigmoid_focal_terms(

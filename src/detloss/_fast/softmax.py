@@ -6,9 +6,12 @@ logits: three logits-sized tensors. The Functions here keep the logits (already 
 per-row tensors; backward writes ``softmax(x)`` straight into the gradient and finishes it in
 place: one logits-sized buffer in each pass.
 
-* :class:`SoftmaxCrossEntropy`: ``loss_i = -sum_k w_ik log p_i[j_ik]`` with ``p_i = softmax(x_i)``
-  (cross-entropy: one target a row; the distribution focal loss: two neighbouring bins). With
-  ``W_i = sum_k w_ik``, ``d loss_i / d x_i = W_i p_i - sum_k w_ik onehot(j_ik)``.
+* :class:`SoftmaxCrossEntropy`: PyTorch's ``F.cross_entropy(x, y, weight, ignore_index,
+  reduction="none")`` (its forward kernels, the same values), ``loss_i = -w[y_i] log p_i[y_i]``
+  with ``p_i = softmax(x_i)`` (0 for an ignored row); ``d loss_i / d x_i = w[y_i] (p_i - onehot(y_i))``.
+* :class:`SoftmaxBins`: ``loss_i = -sum_k w_ik log p_i[j_ik]`` over ``K`` distinct bins a row (the
+  distribution focal loss: two neighbouring bins); with ``W_i = sum_k w_ik``,
+  ``d loss_i / d x_i = W_i p_i - sum_k w_ik onehot(j_ik)``.
 * :class:`SoftmaxFocal`: ``loss_i = -alpha (1 - p_t)**gamma log p_t`` with ``p_t = p_i[y_i]``
   and ``1 - p_t = -expm1(log p_t)`` (exact where ``p_t`` is close to 1);
   ``d loss_i / d x_ij = (onehot_j - p_ij) * alpha (gamma (1 - p_t)**(gamma - 1) p_t log p_t
@@ -20,11 +23,40 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 
 class SoftmaxCrossEntropy(torch.autograd.Function):
+    """``apply(x, labels, class_weight, ignore_index)``: ``F.cross_entropy`` per row of ``x``
+    ``(N, C)`` (labels int64 ``(N,)``, ``class_weight`` ``(C,)`` or None). Only ``x`` receives a
+    gradient."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: Tensor, labels: Tensor, class_weight: Tensor | None, ignore_index: int
+    ) -> Tensor:
+        ctx.save_for_backward(x, labels, class_weight)
+        ctx.ignore_index = ignore_index
+        log_p = torch.log_softmax(x, 1)
+        return F.nll_loss(log_p, labels, class_weight, ignore_index=ignore_index, reduction="none")
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:
+        x, labels, class_weight = ctx.saved_tensors
+        valid = labels != ctx.ignore_index
+        index = torch.where(valid, labels, 0).unsqueeze(1)
+        scale = (
+            grad * valid if class_weight is None else grad * class_weight[index.squeeze(1)] * valid
+        )
+        scale = scale.unsqueeze(1)
+        gradient = torch.softmax(x, 1).mul_(scale)
+        return gradient.scatter_add_(1, index, scale.neg_()), None, None, None
+
+
+class SoftmaxBins(torch.autograd.Function):
     """``apply(x, index, weights)``: ``-(weights * log_softmax(x, 1).gather(1, index)).sum(1)``.
 
     ``x`` is ``(N, C)`` floating, ``index`` int64 ``(N, K)`` in ``[0, C)`` (distinct within a
