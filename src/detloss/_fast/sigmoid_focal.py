@@ -87,9 +87,9 @@ def _terms_without_alpha(
             # normal m down the derivative (vanishing like m**(gamma + 1)) is below every subnormal.
             first.mul_(m.clamp_min(torch.finfo(m.dtype).tiny).pow_(gamma - 1))
             second.mul_(m_pow)
-        first.mul_(c).mul_(gamma)
-        derivative = first.addcmul_(first, t, value=-2).add_(second)
-        del second
+        first.mul_(c).addcmul_(first, t, value=-2)  # (1 - 2t) s s_ c
+        derivative = second.add_(first, alpha=gamma)
+        del first
         if gamma > 1:
             derivative.mul_(m if gamma == 2 else m.pow(gamma - 1))
     if m_pow is not None:
