@@ -59,14 +59,14 @@ def _terms_without_alpha(
     x: Tensor, t: Tensor, gamma: float, with_derivative: bool
 ) -> tuple[Tensor, Tensor | None]:
     # Four buffers of x's size, reused in place; each comment names what a buffer holds from
-    # there on (m: 1 - p_t, s: sigmoid(x), s_: sigmoid(-x), c: the cross-entropy).
-    u = torch.clamp_min(x, 0)  # relu(x)
-    v = torch.sub(u, x)  # relu(-x), exact
-    c = torch.lerp(u, v, t)  # (1 - t) u + t v; lerp is exact at t = 0 and t = 1
-    b = u.neg_().exp_()  # B
-    a = v.neg_().exp_()  # A
+    # there on (nc: minus the cross-entropy, s: sigmoid(x), s_: sigmoid(-x), m: 1 - p_t).
+    mn = torch.clamp_max(x, 0)  # -relu(-x)
+    nu = torch.sub(mn, x)  # -relu(x), exact
+    nc = torch.lerp(nu, mn, t)  # -((1 - t) relu(x) + t relu(-x)); exact at t = 0 and t = 1
+    b = nu.exp_()  # B
+    a = mn.exp_()  # A
     r = torch.mul(a, b).log1p_()  # log1p(e), e = A B exactly (one factor is 1)
-    c.add_(r)
+    nc.sub_(r)
     r.neg_().exp_()  # r = 1 / (1 + e)
     s = a.mul_(r)
     s_ = b.mul_(r)
@@ -76,7 +76,7 @@ def _terms_without_alpha(
     m_pow = m.pow(gamma) if gamma < 1 else None
     derivative: Tensor | None = None
     if with_derivative:
-        # (gamma (1 - 2t) s s_ c + m (s - t)) m**(gamma - 1), with s - t = m - 2 t s_
+        # (gamma (1 - 2t) s s_ ce + m (s - t)) m**(gamma - 1), with s - t = m - 2 t s_
         first = s.mul_(s_)
         second = torch.addcmul(m, s_, t, value=-2, out=s_)
         if m_pow is None:
@@ -87,16 +87,21 @@ def _terms_without_alpha(
             # normal m down the derivative (vanishing like m**(gamma + 1)) is below every subnormal.
             first.mul_(m.clamp_min(torch.finfo(m.dtype).tiny).pow_(gamma - 1))
             second.mul_(m_pow)
-        first.mul_(c).addcmul_(first, t, value=-2)  # (1 - 2t) s s_ c
-        derivative = second.add_(first, alpha=gamma)
+        first.mul_(nc).addcmul_(first, t, value=-2)  # -(1 - 2t) s s_ ce
+        derivative = second.sub_(first, alpha=gamma)
         del first
         if gamma > 1:
             derivative.mul_(m if gamma == 2 else m.pow(gamma - 1))
     if m_pow is not None:
-        return c.mul_(m_pow), derivative
-    if gamma == 2:
-        return c.mul_(m).mul_(m), derivative
-    return c.mul_(m.pow_(gamma)), derivative
+        factor = m_pow
+    elif gamma == 2:
+        nc.mul_(m)
+        factor = m
+    else:
+        factor = m.pow_(gamma)
+    # loss = -nc * factor, the sign riding on the last product (addcmul on a zero scalar)
+    zero = torch.zeros((), dtype=nc.dtype)  # a CPU scalar, valid with a tensor on any device
+    return torch.addcmul(zero, nc, factor, value=-1, out=nc), derivative
 
 
 class SigmoidFocal(torch.autograd.Function):
