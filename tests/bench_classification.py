@@ -124,7 +124,7 @@ def rows(
         "qfl": [
             (
                 "detloss quality_focal_loss",
-                lambda x: detloss.quality_focal_loss(x, d["labels"], d["scores"], avg_factor=npos),
+                lambda x: detloss.quality_focal_loss(x, iou, avg_factor=npos),
                 d["logits"],
             ),
             (

@@ -243,7 +243,10 @@ def _compare(fast_fn, formula, x, q, upstream) -> None:
     ref_x = x.clone().requires_grad_(True)
     ref = formula(ref_x, q)
     (ref_grad,) = torch.autograd.grad((ref * upstream).sum(), ref_x)
-    torch.testing.assert_close(fast, ref, rtol=1e-13, atol=0)
+    is_hard = (q == 0) | (q == 1)
+    torch.testing.assert_close(fast[is_hard], ref[is_hard], rtol=1e-13, atol=0)
+    # |s - q| cancels near s = q: its rounding differs between the two formulas
+    torch.testing.assert_close(fast[~is_hard], ref[~is_hard], rtol=1e-13, atol=1e-15)
     assert torch.isfinite(fast_grad).all()
     # autograd's |d|**beta (s**gamma) has an infinite derivative at 0 for an exponent < 1, where
     # the limit is 0; elsewhere the two agree, and at the zero of a soft target's derivative to

@@ -27,6 +27,25 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 
+def _logistic(x: Tensor, q: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``(-ce, s, s_)``: minus the cross-entropy, ``sigmoid(x)``, ``sigmoid(-x)``, in three fresh
+    buffers (a fourth is alive inside)."""
+    mn = torch.clamp_max(x, 0)  # -relu(-x)
+    nu = torch.sub(mn, x)  # -relu(x), exact
+    nc = torch.lerp(nu, mn, q)  # -((1 - q) relu(x) + q relu(-x)); exact at q = 0 and q = 1
+    b = nu.exp_()  # B
+    a = mn.exp_()  # A
+    r = torch.mul(a, b).log1p_()  # log1p(e), e = A B exactly (one factor is 1)
+    nc.sub_(r)
+    r.neg_().exp_()  # r = 1 / (1 + e)
+    return nc, a.mul_(r), b.mul_(r)
+
+
+def _prob_error_(s: Tensor, s_: Tensor, q: Tensor) -> Tensor:
+    """``s - q = (1 - q) s - q s_`` into ``s``'s buffer (it cancels only at its own zero)."""
+    return torch.lerp(s, s_, q, out=s).addcmul_(s_, q, value=-2)
+
+
 def varifocal_terms(
     x: Tensor,
     q: Tensor,
@@ -36,57 +55,43 @@ def varifocal_terms(
     with_derivative: bool,
 ) -> tuple[Tensor, Tensor | None]:
     """The element-wise varifocal loss and, if asked, its derivative in ``x`` (module doc)."""
-    u = torch.clamp_min(x, 0)
-    v = torch.sub(u, x)
-    ce = torch.lerp(u, v, q)  # exact at q = 0 and q = 1
-    b = torch.neg(u).exp_()  # B
-    a = v.neg_().exp_()  # A
-    log1p_e = torch.mul(a, b).log1p_()
-    ce.add_(log1p_e)
-    sp = u.add_(log1p_e)  # softplus(x)
-    r = log1p_e.neg_().exp_()
-    focal = torch.mul(a, r).pow_(gamma).mul_(alpha)  # alpha s**gamma, at most alpha
-    positive = torch.heaviside(q, torch.zeros((), dtype=q.dtype, device=q.device))
-    weight = q if iou_weighted else torch.ones((), dtype=q.dtype, device=q.device)
-    focal = torch.lerp(focal, weight, positive, out=focal)  # F; both ends finite: exact choice
+    nc, s, s_ = _logistic(x, q)
+    negative = torch.eq(q, 0)
+    # F: alpha s**gamma where q = 0, w_q where q > 0 (q [q > 0] = q, as q >= 0)
+    focal = torch.pow(s, gamma).mul_(alpha).mul_(negative)
+    focal.add_(q if iou_weighted else torch.gt(q, 0))
     derivative: Tensor | None = None
     if with_derivative:
-        d = torch.lerp(a, b, q, out=a).addcmul_(b, q, value=-2)  # (1 - q) A - q B
-        # gamma [q = 0] s' sp / r = gamma (1 - [q > 0]) B sp: 0 where B or sp underflows
-        tail = b.mul_(sp).mul_(gamma)
-        d.add_(tail.addcmul_(tail, positive, value=-1))
-        derivative = d.mul_(r).mul_(focal)
-    return ce.mul_(focal), derivative
+        # F ((s - q) + gamma [q = 0] s_ ce); where q = 0, ce is softplus(x), and s_ ce is 0 (not
+        # inf * 0) where ce is huge
+        d = _prob_error_(s, s_, q)
+        tail = s_.mul_(nc).mul_(negative)  # -[q = 0] s_ ce
+        derivative = d.sub_(tail, alpha=gamma).mul_(focal)
+    return nc.mul_(focal).neg_(), derivative
 
 
 def quality_focal_terms(
     x: Tensor, q: Tensor, beta: float, with_derivative: bool
 ) -> tuple[Tensor, Tensor | None]:
     """The element-wise quality focal loss and, if asked, its derivative in ``x`` (module doc)."""
-    u = torch.clamp_min(x, 0)
-    ce = torch.lerp(u, torch.sub(u, x), q)  # exact at q = 0 and q = 1
-    a = torch.clamp_max(x, 0).exp_()  # A
-    b = u.neg_().exp_()  # B
-    e = torch.mul(a, b)
-    r = torch.log1p(e)
-    ce.add_(r)
-    r.neg_().exp_()
-    d = torch.lerp(a, b, q, out=a).addcmul_(b, q, value=-2).mul_(r)  # s - q
-    del u, b
-    size = d.abs()
-    power = size.pow(beta)
-    if not with_derivative:
-        return ce.mul_(power), None
-    # beta sign(d) |d|**(beta - 1) s s' ce, with s s' = e r**2
-    if beta > 1:
-        slope = size.pow_(beta - 1).copysign_(d)  # 0 at d = 0, whatever the sign of the zero
-    else:
-        # |d|**(beta - 1) is infinite at d = 0 for beta < 1, where sign(d) = 0: the limit is 0
-        # (and autograd's subgradient for beta = 1); clamped, the product is that 0
-        size.clamp_min_(torch.finfo(size.dtype).tiny).pow_(beta - 1)
-        slope = size.mul_(torch.sign(d))
-    derivative = e.mul_(r).mul_(r).mul_(ce).mul_(slope).mul_(beta).addcmul_(power, d)
-    return ce.mul_(power), derivative
+    nc, s, s_ = _logistic(x, q)
+    ss_ = torch.mul(s, s_) if with_derivative else None
+    d = _prob_error_(s, s_, q)
+    size = torch.abs(d, out=s_)
+    # loss = |d|**beta ce; where |d|**(beta - 1) is clamped (beta < 1) the loss takes the power
+    # itself: the clamp would change it below the smallest normal |d|
+    power = size.pow(beta) if beta < 1 else None
+    if beta < 1:
+        size.clamp_min_(torch.finfo(size.dtype).tiny)
+    slope = size.pow_(beta - 1)  # |d|**(beta - 1)
+    derivative: Tensor | None = None
+    if ss_ is not None:
+        # sign(d) |d|**(beta - 1) (d**2 + beta s s_ ce): at d = 0 the sign is 0, the limit
+        core = ss_.mul_(nc).mul_(-beta).addcmul_(d, d)
+        derivative = core.mul_(torch.copysign(slope, d) if beta > 1 else slope * torch.sign(d))
+    if power is not None:
+        return nc.mul_(power).neg_(), derivative
+    return nc.mul_(slope).mul_(d).abs_(), derivative  # |ce |d|**(beta - 1) d| = ce |d|**beta
 
 
 class Varifocal(torch.autograd.Function):
