@@ -18,8 +18,14 @@ from tests import formulas
 from tests.logistic_reference import bce64, sigmoid64, softplus64, ulp_error
 
 LN2 = math.log(2.0)
-# Largest error of the float32 losses against their exact value, in ulp (measured: 6).
-GFL_ULP = 8.0
+
+
+def gfl_ulp(exponent: float) -> float:
+    """Bound on the error of the float32 varifocal and quality focal losses, in ulp of the exact
+    value: the power amplifies the rounding of its base (measured: 5.3 at 2, 7.7 at 3)."""
+    return 5 + 2 * exponent
+
+
 EXTREMES = [-3e38, -1e4, -100.0, -88.9, -0.0, 0.0, 88.9, 100.0, 1e4, 3e38]
 
 
@@ -174,7 +180,7 @@ def test_varifocal_is_within_a_few_ulp_of_the_exact_value(gamma: float, iou_weig
     assert torch.isfinite(loss).all()
     assert torch.isfinite(grad).all()
     exact = _varifocal64(x.detach(), q, gamma, iou_weighted)
-    assert ulp_error(loss, exact, torch.float32).max() <= GFL_ULP
+    assert ulp_error(loss, exact, torch.float32).max() <= gfl_ulp(gamma)
 
 
 @pytest.mark.parametrize("beta", [0.5, 1.0, 2.0, 3.0])
@@ -189,11 +195,11 @@ def test_quality_focal_is_within_a_few_ulp_of_the_exact_value(beta: float) -> No
     exact = d**beta * bce64(x.detach(), q).squeeze(1)
     error = ulp_error(loss, exact, torch.float32)
     hard = ((q == 0) | (q == 1)).squeeze(1)
-    assert error[hard].max() <= GFL_ULP
+    assert error[hard].max() <= gfl_ulp(beta)
     # Soft targets: |p - q| cancels near p = q; its float32 inputs carry 2^-24 each, which the
     # power amplifies by beta / |p - q|.
     conditioning = beta * 2**-22 / d / 2**-24
-    assert (error <= GFL_ULP + conditioning)[~hard].all()
+    assert (error <= gfl_ulp(beta) + conditioning)[~hard].all()
 
 
 @given(
@@ -207,10 +213,10 @@ def test_varifocal_and_quality_precision_property(
     x = torch.tensor(logits).unsqueeze(1)
     q = torch.tensor([1.0 if h else 0.0 for h in hard[: len(logits)]]).unsqueeze(1)
     vfl = detloss.varifocal_loss(x, q, 0.75, gamma, reduction="none")
-    assert ulp_error(vfl, _varifocal64(x, q, gamma, True), torch.float32).max() <= GFL_ULP
+    assert ulp_error(vfl, _varifocal64(x, q, gamma, True), torch.float32).max() <= gfl_ulp(gamma)
     qfl = detloss.quality_focal_loss(x, q, beta=gamma, reduction="none")
     exact = (_prob_error64(x, q).abs() ** gamma * bce64(x, q)).squeeze(1)
-    assert ulp_error(qfl, exact, torch.float32).max() <= GFL_ULP
+    assert ulp_error(qfl, exact, torch.float32).max() <= gfl_ulp(gamma)
 
 
 # --- the hand-written derivatives against autograd of the same formulas ---------------------------
