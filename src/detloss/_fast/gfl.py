@@ -1,21 +1,22 @@
 """The varifocal and quality focal losses with their derivatives, computed in the forward pass.
 
 For logits ``x`` and soft targets ``q`` in ``[0, 1]`` (element-wise), with ``s = sigmoid(x)``,
-``s' = sigmoid(-x)``, ``sp = softplus(x)`` and ``ce = q softplus(-x) + (1 - q) softplus(x)``::
+``s_ = sigmoid(-x)`` and ``ce = q softplus(-x) + (1 - q) softplus(x)``::
 
-    varifocal:  F = w_q (q > 0) or alpha s**gamma (q = 0),  w_q = q or 1 (iou_weighted)
-                loss = F ce,   d/dx = F ((s - q) + gamma [q = 0] s' sp)
-    quality:    d = s - q
-                loss = |d|**beta ce,   d/dx = |d|**beta d + beta sign(d) |d|**(beta - 1) s s' ce
+    varifocal:  F = w_q where q > 0, alpha s**gamma where q = 0   (w_q = q, or 1 without
+                iou_weighted); loss = F ce,  d/dx = F ((s - q) + gamma [q = 0] s_ ce)
+    quality:    d = s - q;  loss = |d|**beta ce,
+                d/dx = sign(d) |d|**(beta - 1) (d**2 + beta s s_ ce)
 
-The logistic terms come from ``u = relu(x)``, ``v = relu(-x)``, ``A = exp(-v)``, ``B = exp(-u)``,
-``e = A B = exp(-|x|)`` and ``r = 1 / (1 + e) = exp(-log1p(e))``: ``s = A r``, ``s' = B r``,
-``s s' = e r**2``, ``sp = u + log1p(e)``, ``ce = (1 - q) u + q v + log1p(e)`` and
-``s - q = r ((1 - q) A - q B)``, every one without cancellation (``s - q`` cancels only at its zero).
-The derivative stays finite for every finite logit: each product that autograd would form on the
-way (``ce`` times the derivative of the focal factor, above the float32 range at ``|x| ~ 3e38``)
-is replaced by its limit. The forward pass saves the derivative for backward; targets receive no
-gradient.
+(where q = 0, ``ce = softplus(x)``, whose derivative is ``s``). The logistic terms come from
+``A = exp(-relu(-x))``, ``B = exp(-relu(x))`` (one of them is 1, the other ``e = exp(-|x|)``)
+and ``r = 1 / (1 + e) = exp(-log1p(e))``: ``s = A r``, ``s_ = B r``,
+``ce = (1 - q) relu(x) + q relu(-x) + log1p(e)`` and ``s - q = (1 - q) s - q s_``, all without
+cancellation (``s - q`` cancels only at its own zero). The derivative stays finite for every finite
+logit: ``s_ ce`` is 0 where ``ce`` is huge, where autograd of the formula multiplies the huge
+``ce`` by the focal factor's derivative first (above the float32 range at ``|x| ~ 3e38``) and
+then by 0. Four buffers of the logits' size are alive at the peak; the forward pass saves the
+derivative for backward; targets receive no gradient.
 """
 
 from __future__ import annotations
