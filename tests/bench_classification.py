@@ -151,11 +151,21 @@ def rows(
                 lambda x: detloss.softmax_focal_loss(x, d["labels81"]),
                 d["logits81"],
             ),
+            (
+                "autograd of the softmax focal formula",
+                lambda x: formulas.softmax_focal(x, d["labels81"], 0.25, 2.0).mean(),
+                d["logits81"],
+            ),
         ],
         "dfl": [
             (
                 "detloss distribution_focal_loss",
                 lambda x: detloss.distribution_focal_loss(x, d["distances"]),
+                d["bins"],
+            ),
+            (
+                "autograd of the distribution focal formula",
+                lambda x: formulas.distribution_focal(x, *_dfl_bins(d["distances"])).mean(),
                 d["bins"],
             ),
         ],
@@ -172,6 +182,13 @@ def rows(
             ),
         ]
     return groups
+
+
+def _dfl_bins(distances: Tensor) -> tuple[Tensor, Tensor]:
+    left = distances.floor().clamp_max(15)
+    w_right = (distances - left).unsqueeze(1)
+    index = left.long().unsqueeze(1)
+    return torch.cat([index, index + 1], dim=1), torch.cat([1 - w_right, w_right], dim=1)
 
 
 def main() -> None:

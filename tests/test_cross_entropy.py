@@ -141,17 +141,25 @@ def test_fast_softmax_ce_equals_autograd_of_f_cross_entropy(weighted: bool) -> N
     torch.testing.assert_close(fast_grad, ref_grad, rtol=1e-14, atol=1e-15)
 
 
-def test_fast_softmax_ce_keeps_no_logits_sized_tensor_beyond_the_logits() -> None:
+def test_fast_softmax_ce_saves_only_the_logits_and_survives_a_second_backward() -> None:
+    # Its log-softmax is held on ctx and becomes the gradient in place; autograd saves only the
+    # logits, from which a second backward through the graph recomputes it.
     logits, labels, _ = _random()
     x = logits.float().requires_grad_(True)
+    weights = [1.0, 2, 3, 4, 5, 6]
     saved: list[torch.Tensor] = []
     with torch.autograd.graph.saved_tensors_hooks(_recorder(saved), _identity):
-        loss = detloss.cross_entropy(x, labels % 6, class_weight=[1.0, 2, 3, 4, 5, 6])
-    loss.backward()
-    large = [t for t in saved if t.numel() == x.numel()]
-    assert saved
+        loss = detloss.cross_entropy(x, labels % 6, class_weight=weights)
+    large = [t for t in saved if t.numel() >= x.numel()]
     assert len(large) == 1
     assert large[0] is x
+    (first,) = torch.autograd.grad(loss, x, retain_graph=True)
+    (second,) = torch.autograd.grad(loss, x)
+    ref_x = x.detach().clone().requires_grad_(True)
+    reference = F.cross_entropy(ref_x, labels % 6, weight=torch.tensor(weights), reduction="sum")
+    (expected,) = torch.autograd.grad(reference / 40, ref_x)
+    torch.testing.assert_close(first, expected)
+    torch.testing.assert_close(second, expected)
 
 
 def _recorder(saved: list[torch.Tensor]):

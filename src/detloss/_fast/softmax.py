@@ -2,9 +2,9 @@
 
 Autograd of ``log_softmax`` keeps the log-softmax (the logits' size) for backward, then writes the
 gradient of the log-softmax (from the scatter of the picked entries) and the gradient of the
-logits: three logits-sized tensors. The Functions here keep the logits (already alive) and small
-per-row tensors; backward writes ``softmax(x)`` straight into the gradient and finishes it in
-place: one logits-sized buffer in each pass.
+logits: three logits-sized tensors. The Functions here hold one: the cross-entropy keeps its
+log-softmax and turns it into the gradient in place; the others keep only the logits (already
+alive) and per-row tensors, and backward writes ``softmax(x)`` straight into the gradient.
 
 * :class:`SoftmaxCrossEntropy`: PyTorch's ``F.cross_entropy(x, y, weight, ignore_index,
   reduction="none")`` (its forward kernels, the same values), ``loss_i = -w[y_i] log p_i[y_i]``
@@ -20,6 +20,7 @@ place: one logits-sized buffer in each pass.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -27,11 +28,19 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+_LOG2_E = 1 / math.log(2)
+
 
 class SoftmaxCrossEntropy(torch.autograd.Function):
     """``apply(x, labels, class_weight, ignore_index)``: ``F.cross_entropy`` per row of ``x``
-    ``(N, C)`` (labels int64 ``(N,)``, ``class_weight`` ``(C,)`` or None). Only ``x`` receives a
-    gradient."""
+    ``(N, C)`` (labels int64 ``(N,)``, ``class_weight`` ``(C,)`` or None), PyTorch's forward
+    kernels and values. Only ``x`` receives a gradient.
+
+    The forward pass keeps its log-softmax, as autograd of ``F.cross_entropy`` does, and backward
+    turns it into the gradient in place (``exp2(log_p log2(e))`` is the CPU's fast exponential; its
+    rounding is that of ``log_p`` itself): one logits-sized buffer in all. A second backward
+    through the same graph (``retain_graph=True``) recomputes the log-softmax from the logits.
+    """
 
     @staticmethod
     def forward(
@@ -40,19 +49,21 @@ class SoftmaxCrossEntropy(torch.autograd.Function):
         ctx.save_for_backward(x, labels, class_weight)
         ctx.ignore_index = ignore_index
         log_p = torch.log_softmax(x, 1)
+        # an intermediate (neither input nor output), held on ctx: backward overwrites it
+        ctx.log_p = log_p if ctx.needs_input_grad[0] else None
         return F.nll_loss(log_p, labels, class_weight, ignore_index=ignore_index, reduction="none")
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:
         x, labels, class_weight = ctx.saved_tensors
+        log_p = ctx.log_p if ctx.log_p is not None else torch.log_softmax(x, 1)
+        ctx.log_p = None
         valid = labels != ctx.ignore_index
         index = torch.where(valid, labels, 0).unsqueeze(1)
-        scale = (
-            grad * valid if class_weight is None else grad * class_weight[index.squeeze(1)] * valid
-        )
+        scale = grad * valid if class_weight is None else grad * class_weight[index[:, 0]] * valid
         scale = scale.unsqueeze(1)
-        gradient = torch.softmax(x, 1).mul_(scale)
+        gradient = log_p.mul_(_LOG2_E).exp2_().mul_(scale)  # softmax(x) * scale
         return gradient.scatter_add_(1, index, scale.neg_()), None, None, None
 
 
