@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 import detloss
 from detloss._fast.gfl import QualityFocal, Varifocal
-from detloss._fast.softmax import SoftmaxBins
 from tests import formulas
 from tests.logistic_reference import bce64, sigmoid64, softplus64, ulp_error
 
@@ -289,29 +288,6 @@ def test_fast_quality_focal_equals_autograd_of_its_formula(beta: float) -> None:
         q,
         upstream,
     )
-
-
-def test_fast_distribution_focal_equals_autograd_of_its_formula() -> None:
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(40, 8, generator=g, dtype=torch.float64) * 3
-    x[0] = torch.tensor([1e4, -1e4, 0.0, 100.0, -100.0, 0.0, 0.0, 0.0])
-    x[1] = 0.0
-    x[2, 3] = 1e4
-    distances = torch.rand(40, generator=g, dtype=torch.float64) * 7
-    distances[:4] = torch.tensor([0.0, 7.0, 3.0, 6.5])
-    left = distances.floor().clamp_max(6)
-    w_right = (distances - left).unsqueeze(1)
-    bins = torch.cat([left.long().unsqueeze(1), left.long().unsqueeze(1) + 1], dim=1)
-    weights = torch.cat([1 - w_right, w_right], dim=1)
-    upstream = torch.rand(40, generator=g, dtype=torch.float64) + 0.5
-    fast_x = x.clone().requires_grad_(True)
-    fast = SoftmaxBins.apply(fast_x, bins, weights)
-    (fast_grad,) = torch.autograd.grad((fast * upstream).sum(), fast_x)
-    ref_x = x.clone().requires_grad_(True)
-    ref = formulas.distribution_focal(ref_x, bins, weights)
-    (ref_grad,) = torch.autograd.grad((ref * upstream).sum(), ref_x)
-    torch.testing.assert_close(fast, ref, rtol=1e-13, atol=1e-13)
-    torch.testing.assert_close(fast_grad, ref_grad, rtol=1e-13, atol=1e-15)
 
 
 @pytest.mark.parametrize("exponent", [0.5, 2.0])

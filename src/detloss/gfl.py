@@ -20,7 +20,6 @@ from torch import Tensor
 from detloss._checks import check_floating, check_number
 from detloss._fast import apply_function
 from detloss._fast.gfl import QualityFocal, Varifocal
-from detloss._fast.softmax import SoftmaxBins
 from detloss._labels import (
     check_exponent,
     check_sigmoid_targets,
@@ -149,9 +148,6 @@ def distribution_focal_loss(
 
     Returns:
         The loss per row ``(N,)`` for "none", else a scalar.
-
-    The gradient comes from :mod:`detloss._fast.softmax` (no logits-sized tensor kept for
-    backward).
     """
     x = check_floating(logits, "logits")
     y = check_floating(targets, "targets")
@@ -168,5 +164,5 @@ def distribution_focal_loss(
     index = left.long().unsqueeze(1)
     bins = torch.cat([index, index + 1], dim=1)
     weights = torch.cat([1 - w_right, w_right], dim=1)
-    loss = apply_function(SoftmaxBins, x, bins, weights)
+    loss = -(torch.log_softmax(x, 1).gather(1, bins) * weights).sum(dim=1)
     return weight_reduce_loss(loss, weight, reduction, avg_factor)

@@ -9,8 +9,8 @@ under ``torch.compile`` as it is, and is known only to the loss modules that cal
 
 * :mod:`detloss._fast.sigmoid_focal`: the sigmoid focal loss, value and derivative in one pass;
 * :mod:`detloss._fast.gfl`: the varifocal and quality focal losses, likewise;
-* :mod:`detloss._fast.softmax`: softmax cross-entropy (also over two bins: the distribution focal
-  loss) and the softmax focal loss, keeping no logits-sized tensor for backward.
+* :mod:`detloss._fast.softmax`: softmax cross-entropy and the softmax focal loss, whose
+  log-softmax becomes the gradient in place.
 """
 
 from __future__ import annotations

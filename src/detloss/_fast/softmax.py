@@ -1,17 +1,16 @@
-"""Softmax losses over rows that keep no logits-sized tensor for backward.
+"""Softmax losses over rows that hold one logits-sized tensor: their log-softmax, which becomes
+the gradient.
 
 Autograd of ``log_softmax`` keeps the log-softmax (the logits' size) for backward, then writes the
 gradient of the log-softmax (from the scatter of the picked entries) and the gradient of the
-logits: three logits-sized tensors. The Functions here hold one: the cross-entropy keeps its
-log-softmax and turns it into the gradient in place; the others keep only the logits (already
-alive) and per-row tensors, and backward writes ``softmax(x)`` straight into the gradient.
+logits: three logits-sized tensors. The Functions here hold one: the forward pass keeps its
+log-softmax and backward turns it into the gradient in place (``exp2(log_p log2(e))`` is the CPU's
+fast exponential; its rounding is that of ``log_p`` itself). A second backward through the same
+graph (``retain_graph=True``) recomputes the log-softmax from the logits.
 
 * :class:`SoftmaxCrossEntropy`: PyTorch's ``F.cross_entropy(x, y, weight, ignore_index,
   reduction="none")`` (its forward kernels, the same values), ``loss_i = -w[y_i] log p_i[y_i]``
   with ``p_i = softmax(x_i)`` (0 for an ignored row); ``d loss_i / d x_i = w[y_i] (p_i - onehot(y_i))``.
-* :class:`SoftmaxBins`: ``loss_i = -sum_k w_ik log p_i[j_ik]`` over ``K`` distinct bins a row (the
-  distribution focal loss: two neighbouring bins); with ``W_i = sum_k w_ik``,
-  ``d loss_i / d x_i = W_i p_i - sum_k w_ik onehot(j_ik)``.
 * :class:`SoftmaxFocal`: ``loss_i = -alpha (1 - p_t)**gamma log p_t`` with ``p_t = p_i[y_i]``
   and ``1 - p_t = -expm1(log p_t)`` (exact where ``p_t`` is close to 1);
   ``d loss_i / d x_ij = (onehot_j - p_ij) * alpha (gamma (1 - p_t)**(gamma - 1) p_t log p_t
@@ -36,10 +35,6 @@ class SoftmaxCrossEntropy(torch.autograd.Function):
     ``(N, C)`` (labels int64 ``(N,)``, ``class_weight`` ``(C,)`` or None), PyTorch's forward
     kernels and values. Only ``x`` receives a gradient.
 
-    The forward pass keeps its log-softmax, as autograd of ``F.cross_entropy`` does, and backward
-    turns it into the gradient in place (``exp2(log_p log2(e))`` is the CPU's fast exponential; its
-    rounding is that of ``log_p`` itself): one logits-sized buffer in all. A second backward
-    through the same graph (``retain_graph=True``) recomputes the log-softmax from the logits.
     """
 
     @staticmethod
@@ -67,37 +62,18 @@ class SoftmaxCrossEntropy(torch.autograd.Function):
         return gradient.scatter_add_(1, index, scale.neg_()), None, None, None
 
 
-class SoftmaxBins(torch.autograd.Function):
-    """``apply(x, index, weights)``: ``-(weights * log_softmax(x, 1).gather(1, index)).sum(1)``.
-
-    ``x`` is ``(N, C)`` floating, ``index`` int64 ``(N, K)`` in ``[0, C)`` (distinct within a
-    row), ``weights`` ``(N, K)`` of ``x``'s dtype. Only ``x`` receives a gradient.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, index: Tensor, weights: Tensor) -> Tensor:
-        ctx.save_for_backward(x, index, weights)
-        picked = torch.log_softmax(x, 1).gather(1, index)
-        return picked.mul_(weights).sum(1).neg_()
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
-        x, index, weights = ctx.saved_tensors
-        scaled = weights * grad.unsqueeze(1)
-        gradient = torch.softmax(x, 1).mul_(scaled.sum(1, keepdim=True))
-        return gradient.scatter_add_(1, index, scaled.neg_()), None, None
-
-
 class SoftmaxFocal(torch.autograd.Function):
     """``apply(x, labels, alpha, gamma)``: the softmax focal loss of each row of ``x`` ``(N, C)``
-    at its label (int64 ``(N,)`` in ``[0, C)``). Only ``x`` receives a gradient."""
+    at its label (int64 ``(N,)`` in ``[0, C)``). Only ``x`` receives a gradient; the log-softmax
+    is held and turned into the gradient as in :class:`SoftmaxCrossEntropy`."""
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, labels: Tensor, alpha: float, gamma: float) -> Tensor:
         ctx.save_for_backward(x, labels)
         ctx.alpha, ctx.gamma = alpha, gamma
-        log_pt = torch.log_softmax(x, 1).gather(1, labels.unsqueeze(1)).squeeze(1)
+        log_p = torch.log_softmax(x, 1)
+        ctx.log_p = log_p if ctx.needs_input_grad[0] else None
+        log_pt = log_p.gather(1, labels.unsqueeze(1)).squeeze(1)
         return torch.expm1(log_pt).neg_().pow_(gamma).mul_(log_pt).mul_(-alpha)
 
     @staticmethod
@@ -105,7 +81,8 @@ class SoftmaxFocal(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:
         x, labels = ctx.saved_tensors
         alpha, gamma = ctx.alpha, ctx.gamma
-        log_p = torch.log_softmax(x, 1)
+        log_p = ctx.log_p if ctx.log_p is not None else torch.log_softmax(x, 1)
+        ctx.log_p = None
         index = labels.unsqueeze(1)
         log_pt = log_p.gather(1, index)
         m = torch.expm1(log_pt).neg_()  # 1 - p_t
@@ -114,5 +91,5 @@ class SoftmaxFocal(torch.autograd.Function):
         slope = m.clamp_min(torch.finfo(m.dtype).tiny) if gamma < 1 else m
         row = slope.pow(gamma - 1).mul_(log_pt.exp()).mul_(log_pt).mul_(gamma).sub_(m.pow(gamma))
         row.mul_(grad.unsqueeze(1)).mul_(alpha)
-        gradient = log_p.exp_().mul_(row.neg())
+        gradient = log_p.mul_(_LOG2_E).exp2_().mul_(row.neg())  # -softmax(x) * row
         return gradient.scatter_add_(1, index, row), None, None, None
