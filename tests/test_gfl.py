@@ -143,6 +143,7 @@ def test_dfl_last_bin_and_clamping() -> None:
 def test_targets_receive_no_gradient() -> None:
     logits, labels, one_hot = _random()
     iou = (one_hot * 0.7).requires_grad_(True)
+    soft = torch.rand(40, 6, dtype=torch.float64, requires_grad=True)
     scores = torch.rand(40, dtype=torch.float64, requires_grad=True)
     distances = (torch.rand(40, dtype=torch.float64) * 5).requires_grad_(True)
     losses = [
@@ -150,6 +151,9 @@ def test_targets_receive_no_gradient() -> None:
         detloss.quality_focal_loss(logits, iou),
         detloss.quality_focal_loss(logits, labels, scores),
         detloss.distribution_focal_loss(logits, distances),
+        detloss.sigmoid_focal_loss(logits, soft),
+        detloss.sigmoid_focal_loss(logits, soft, gamma=0.0),
+        detloss.sigmoid_focal_loss_star(logits, soft),
     ]
     for loss in losses:
         assert not loss.requires_grad

@@ -83,7 +83,7 @@ def sigmoid_focal_loss(
     a = check_alpha(alpha)
     g = check_exponent(gamma, "gamma")
     x = x.to(loss_dtype(x, y))
-    t = dense_targets(y, x)
+    t = dense_targets(y.detach(), x)
     if g == 0:
         loss = F.binary_cross_entropy_with_logits(x, t, reduction="none")
         if a is not None:
@@ -119,7 +119,7 @@ def sigmoid_focal_loss_star(
     g = check_number(gamma, "gamma", low=0.0, strict=True)
     a = check_alpha(alpha)
     x = x.to(loss_dtype(x, y))
-    t = dense_targets(y, x)
+    t = dense_targets(y.detach(), x)
     loss = F.softplus(x * (1 - 2 * t), beta=g, threshold=SOFTPLUS_LINEAR)
     if a is not None:
         loss = loss * alpha_weight(t, a)
