@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from detloss._checks import check_floating, check_label_tensor, check_number, check_tensor
-from detloss.classification import binary_cross_entropy, cross_entropy
+from detloss.cross_entropy import binary_cross_entropy, cross_entropy
 from detloss.reduction import weight_reduce_loss
 from detloss.regression import resolve_beta, smooth_l1_loss
 

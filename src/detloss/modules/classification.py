@@ -1,4 +1,5 @@
-"""Modules of the classification losses in :mod:`detloss.classification` (mmdetection's names and arguments)."""
+"""Modules of the classification losses in :mod:`detloss.cross_entropy`, :mod:`detloss.focal` and
+:mod:`detloss.gfl` (mmdetection's names and arguments)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,9 @@ import torch
 from torch import Tensor
 
 from detloss._checks import check_number
-from detloss.classification import (
-    binary_cross_entropy,
-    cross_entropy,
-    distribution_focal_loss,
-    quality_focal_loss,
-    sigmoid_focal_loss,
-    softmax_focal_loss,
-    varifocal_loss,
-)
+from detloss.cross_entropy import binary_cross_entropy, cross_entropy
+from detloss.focal import sigmoid_focal_loss, softmax_focal_loss
+from detloss.gfl import distribution_focal_loss, quality_focal_loss, varifocal_loss
 from detloss.modules.base import WeightedLoss
 from detloss.registry import register_loss
 

@@ -1,0 +1,125 @@
+"""Label formats and per-class / per-row weights shared by the classification losses.
+
+Sigmoid losses take logits of shape ``(N, C)`` (or any shape with floating targets) and targets in
+one of two formats:
+
+* a floating (or bool) tensor of the logits' shape: one-hot or soft targets in ``[0, 1]``;
+* int64 class indices of shape ``(N,)``; the value ``C`` (and any value outside ``[0, C)``) is
+  background, an all-zero target row (mmdetection's convention).
+
+Every check reads shapes, dtypes and Python numbers only, never tensor values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from detloss._checks import check_floating, check_number, check_tensor, compute_dtype
+
+
+def is_dense(targets: Tensor) -> bool:
+    """Whether ``targets`` are dense (floating or bool) rather than integer class indices."""
+    return targets.dtype.is_floating_point or targets.dtype == torch.bool
+
+
+def check_sigmoid_targets(logits: object, targets: object) -> tuple[Tensor, Tensor]:
+    """Check logits and targets in one of the two sigmoid label formats (see the module doc)."""
+    x = check_floating(logits, "logits")
+    t = check_tensor(targets, "targets")
+    if is_dense(t):
+        if t.shape != x.shape:
+            raise ValueError(
+                f"floating targets must have the logits' shape {tuple(x.shape)}, "
+                f"got {tuple(t.shape)}"
+            )
+    elif x.dim() != 2 or t.shape != x.shape[:1]:
+        raise ValueError(
+            "integer targets must be class indices of shape (N,) for logits of shape (N, C), "
+            f"got targets {tuple(t.shape)} and logits {tuple(x.shape)}"
+        )
+    return x, t
+
+
+def check_class_indices(logits: object, labels: object) -> tuple[Tensor, Tensor]:
+    """Check ``(N, C)`` logits and integer labels ``(N,)``."""
+    x = check_floating(logits, "logits")
+    y = check_tensor(labels, "labels")
+    if is_dense(y):
+        raise TypeError(f"labels must be integer class indices, got dtype {y.dtype}")
+    if x.dim() != 2 or y.shape != x.shape[:1]:
+        raise ValueError(
+            "logits must be (N, C) and labels (N,), got logits "
+            f"{tuple(x.shape)} and labels {tuple(y.shape)}"
+        )
+    return x, y
+
+
+def dense_targets(targets: Tensor, x: Tensor) -> Tensor:
+    """Targets as a tensor of ``x``'s shape and dtype (class indices become one-hot rows).
+
+    Indices outside ``[0, C)`` (the background ``C``) give all-zero rows.
+    """
+    if is_dense(targets):
+        return targets.to(x.dtype)
+    classes = torch.arange(x.shape[1], device=x.device)
+    return (targets.unsqueeze(1) == classes).to(x.dtype)
+
+
+def loss_dtype(logits: Tensor, *others: Tensor) -> torch.dtype:
+    """The dtype a loss computes in: the logits' and floating targets' promoted dtype, with
+    float16/bfloat16 computed in float32."""
+    return compute_dtype(logits, *(t for t in others if t.dtype.is_floating_point))
+
+
+def row_weight(weight: Tensor | None, logits: Tensor) -> Tensor | None:
+    """mmdetection's rule: a 1-D weight of length N on ``(N, C)`` logits weights whole rows."""
+    rows = weight is not None and logits.dim() == 2 and weight.dim() == 1
+    if rows and weight is not None and weight.shape[0] == logits.shape[0]:
+        return weight.unsqueeze(1)
+    return weight
+
+
+def class_weight_tensor(class_weight: Tensor | Sequence[float] | None, x: Tensor) -> Tensor | None:
+    """``class_weight`` as a ``(C,)`` tensor of ``x``'s dtype and device, or None."""
+    if class_weight is None:
+        return None
+    w = torch.as_tensor(class_weight, dtype=x.dtype)
+    if w.shape != (x.shape[1],):
+        raise ValueError(
+            f"class_weight must have shape ({x.shape[1]},) (one per class), got {tuple(w.shape)}"
+        )
+    # A list becomes a CPU tensor: as_tensor(..., device="cuda") would wait for the copy.
+    return w.to(x.device, non_blocking=True)
+
+
+def alpha_weight(t: Tensor, alpha: float) -> Tensor:
+    """The focal ``alpha_t = alpha t + (1 - alpha)(1 - t)``: exactly ``alpha`` at ``t = 1`` and
+    ``1 - alpha`` at ``t = 0``.
+
+    ``lerp`` keeps both ends exact and never cancels in between, where
+    ``(2 alpha - 1) t + 1 - alpha`` loses the digits of a small ``alpha`` at ``t = 1``.
+    """
+    if alpha == 1:
+        return t
+    ends = [torch.full((), value, dtype=t.dtype, device=t.device) for value in (1 - alpha, alpha)]
+    return torch.lerp(ends[0], ends[1], t)
+
+
+def check_alpha(alpha: float | None) -> float | None:
+    """Focal ``alpha`` in ``[0, 1]``; ``None`` or a negative number (fvcore's -1) means none."""
+    if alpha is None:
+        return None
+    value = check_number(alpha, "alpha", low=float("-inf"), strict=True)
+    if value < 0:
+        return None
+    if value > 1:
+        raise ValueError(f"alpha must be in [0, 1] (or None / negative for none), got {alpha!r}")
+    return value
+
+
+def check_exponent(value: float, name: str) -> float:
+    """A focusing exponent (``gamma``, ``beta``): a finite number ``>= 0``."""
+    return check_number(value, name, low=0.0, strict=False)
