@@ -244,12 +244,22 @@ def test_varifocal_propagates_a_nan_target() -> None:
     assert torch.isnan(loss)
 
 
-@pytest.mark.xfail(
-    strict=True, reason=f"int32 labels rejected with PyTorch's message: {CLASSIFICATION}"
-)
 def test_cross_entropy_takes_int32_labels_as_the_focal_losses_do() -> None:
-    labels = torch.tensor([0, 1], dtype=torch.int32)
-    detloss.cross_entropy(torch.zeros(2, 3), labels)
+    logits = torch.tensor([[0.5, -1.0, 2.0], [1.0, 0.0, -3.0], [0.0, 0.0, 0.0]])
+    expected = detloss.cross_entropy(logits, torch.tensor([0, 2, 1]), reduction="none")
+    for dtype in (torch.int32, torch.int16, torch.uint8):
+        labels = torch.tensor([0, 2, 1], dtype=dtype)
+        torch.testing.assert_close(
+            detloss.cross_entropy(logits, labels, reduction="none"), expected
+        )
+    smoothed = detloss.cross_entropy(
+        logits, torch.tensor([0, 2, 1], dtype=torch.int32), label_smoothing=0.1
+    )
+    torch.testing.assert_close(
+        smoothed, detloss.cross_entropy(logits, torch.tensor([0, 2, 1]), label_smoothing=0.1)
+    )
+    with pytest.raises(TypeError, match="integer tensor of class indices, got dtype torch.float32"):
+        detloss.cross_entropy(logits, torch.zeros(3))
 
 
 @pytest.mark.xfail(strict=True, reason=f"out-of-range labels reach IndexError: {CLASSIFICATION}")

@@ -17,7 +17,13 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from detloss._checks import check_floating, check_number, check_tensor, compute_dtype
+from detloss._checks import (
+    check_floating,
+    check_label_tensor,
+    check_number,
+    check_tensor,
+    compute_dtype,
+)
 
 
 def is_dense(targets: Tensor) -> bool:
@@ -44,11 +50,9 @@ def check_sigmoid_targets(logits: object, targets: object) -> tuple[Tensor, Tens
 
 
 def check_class_indices(logits: object, labels: object) -> tuple[Tensor, Tensor]:
-    """Check ``(N, C)`` logits and integer labels ``(N,)``."""
+    """Check ``(N, C)`` logits and integer labels ``(N,)`` (any integer dtype, returned as int64)."""
     x = check_floating(logits, "logits")
-    y = check_tensor(labels, "labels")
-    if is_dense(y):
-        raise TypeError(f"labels must be integer class indices, got dtype {y.dtype}")
+    y = check_label_tensor(labels, "labels")
     if x.dim() != 2 or y.shape != x.shape[:1]:
         raise ValueError(
             "logits must be (N, C) and labels (N,), got logits "

@@ -16,7 +16,13 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import Tensor
 
-from detloss._checks import check_floating, check_number, check_tensor, compute_dtype
+from detloss._checks import (
+    check_floating,
+    check_label_tensor,
+    check_number,
+    check_tensor,
+    compute_dtype,
+)
 from detloss._fast import apply_function
 from detloss._fast.softmax import SoftmaxCrossEntropy
 from detloss._labels import (
@@ -50,7 +56,7 @@ def cross_entropy(
 
     Args:
         logits: ``(N, C)`` or ``(N, C, d1, ...)``.
-        labels: int64 class indices, ``(N,)`` or ``(N, d1, ...)``.
+        labels: integer class indices (any integer dtype), ``(N,)`` or ``(N, d1, ...)``.
         class_weight: ``(C,)`` per-class weights (PyTorch's ``weight``).
         ignore_index: label value that contributes nothing (default -100, as PyTorch).
         label_smoothing: ``eps`` in ``[0, 1]``.
@@ -65,9 +71,7 @@ def cross_entropy(
     ``cross_entropy(..., reduction="sum") / class_weight[labels[labels != ignore_index]].sum()``.
     """
     x = check_floating(logits, "logits")
-    y = check_tensor(labels, "labels")
-    if is_dense(y):
-        raise TypeError(f"labels must be integer class indices, got dtype {y.dtype}")
+    y = check_label_tensor(labels, "labels")
     if x.dim() < 2 or y.shape != x.shape[:1] + x.shape[2:]:
         raise ValueError(
             f"logits (N, C, *) and labels (N, *) do not match: logits {tuple(x.shape)}, "
