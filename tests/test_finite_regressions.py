@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 import detloss
@@ -230,13 +231,18 @@ def test_fast_rcnn_labels_out_of_range_are_reported_when_checked() -> None:
     assert all(torch.isfinite(v) for v in losses.values())
 
 
-@pytest.mark.xfail(
-    strict=True, reason=f"class_weight checked on dim 1, applied to the last: {CLASSIFICATION}"
-)
 def test_binary_cross_entropy_class_weight_on_3d_logits() -> None:
-    logits, targets = torch.zeros(2, 3, 5), torch.zeros(2, 3, 5)
-    with pytest.raises(ValueError, match="class_weight"):
+    # PyTorch broadcasts weight along the last dimension: its length must be that dimension's
+    logits = torch.linspace(-3, 3, 30).reshape(2, 3, 5)
+    targets = (torch.arange(30).reshape(2, 3, 5) % 3 == 0).float()
+    with pytest.raises(
+        ValueError, match=r"class_weight must have shape \(5,\).*last dimension.*got \(3,\)"
+    ):
         detloss.binary_cross_entropy(logits, targets, class_weight=[1.0, 2.0, 3.0])
+    w = torch.tensor([1.0, 2.0, 3.0, 0.5, 0.0])
+    loss = detloss.binary_cross_entropy(logits, targets, class_weight=w, reduction="none")
+    expected = F.binary_cross_entropy_with_logits(logits, targets, weight=w, reduction="none")
+    torch.testing.assert_close(loss, expected)
 
 
 def test_varifocal_propagates_a_nan_target() -> None:

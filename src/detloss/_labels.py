@@ -86,14 +86,20 @@ def row_weight(weight: Tensor | None, logits: Tensor) -> Tensor | None:
     return weight
 
 
-def class_weight_tensor(class_weight: Tensor | Sequence[float] | None, x: Tensor) -> Tensor | None:
-    """``class_weight`` as a ``(C,)`` tensor of ``x``'s dtype and device, or None."""
+def class_weight_tensor(
+    class_weight: Tensor | Sequence[float] | None, x: Tensor, dim: int = 1
+) -> Tensor | None:
+    """``class_weight`` as a tensor of ``x``'s dtype and device with one value per entry of ``x``'s
+    dimension ``dim`` (1 for the softmax losses; -1 where it broadcasts along the last), or None."""
     if class_weight is None:
         return None
     w = torch.as_tensor(class_weight, dtype=x.dtype)
-    if w.shape != (x.shape[1],):
+    size = x.shape[dim]
+    if w.shape != (size,):
+        where = "the last dimension" if dim == -1 else f"dimension {dim}"
         raise ValueError(
-            f"class_weight must have shape ({x.shape[1]},) (one per class), got {tuple(w.shape)}"
+            f"class_weight must have shape ({size},) (one per entry of the logits' {where}, "
+            f"logits {tuple(x.shape)}), got {tuple(w.shape)}"
         )
     # A list becomes a CPU tensor: as_tensor(..., device="cuda") would wait for the copy.
     return w.to(x.device, non_blocking=True)

@@ -117,7 +117,8 @@ def binary_cross_entropy(
             or int64 class indices ``(N,)`` for ``(N, C)`` logits (``C`` = background, an all-zero
             row; ``ignore_index`` rows ignored).
         pos_weight: weight of the positive term, broadcast along the last dimension (PyTorch).
-        class_weight: ``(C,)`` per-class weights.
+        class_weight: per-class weights, broadcast along the last dimension as ``pos_weight``
+            (``(C,)`` for ``(N, C)`` logits; its length must be the logits' last dimension).
         avg_non_ignore: "mean" divides by the number of non-ignored elements instead of all.
         weight: element-wise weight; a 1-D weight of length N on ``(N, C)`` logits weights rows.
         reduction, avg_factor: see :func:`detloss.reduction.weight_reduce_loss`.
@@ -143,7 +144,7 @@ def binary_cross_entropy(
     t = dense_targets(y, x)
     pw = None if pos_weight is None else check_tensor(pos_weight, "pos_weight").to(x.dtype)
     loss = F.binary_cross_entropy_with_logits(
-        x, t, weight=class_weight_tensor(class_weight, x), pos_weight=pw, reduction="none"
+        x, t, weight=class_weight_tensor(class_weight, x, -1), pos_weight=pw, reduction="none"
     )
     weight = row_weight(weight, x)
     if valid is not None:
