@@ -274,10 +274,20 @@ def test_out_of_range_labels_fail_with_a_message_of_detloss() -> None:
         detloss.cross_entropy(torch.zeros(2, 3), torch.tensor([0, 3]), check_labels=True)  # type: ignore[call-arg]
 
 
-@pytest.mark.xfail(strict=True, reason=f"a NaN target raises deep inside: {CLASSIFICATION}")
 def test_distribution_focal_with_a_nan_target() -> None:
     loss = detloss.distribution_focal_loss(torch.zeros(1, 4), torch.tensor([float("nan")]))
     assert torch.isnan(loss)
+    logits = torch.tensor([[0.5, -1.0, 2.0, 0.0], [1.0, 0.0, -3.0, 0.5]])
+    rows = detloss.distribution_focal_loss(
+        logits, torch.tensor([float("nan"), 1.25]), reduction="none"
+    )
+    assert torch.isnan(rows[0])
+    torch.testing.assert_close(
+        rows[1:],
+        detloss.distribution_focal_loss(logits[1:], torch.tensor([1.25]), reduction="none"),
+    )
+    compiled = torch.compile(detloss.distribution_focal_loss, fullgraph=True)
+    assert torch.isnan(compiled(torch.zeros(1, 4), torch.tensor([float("nan")])))
 
 
 def test_focal_module_checks_alpha_when_built() -> None:

@@ -143,7 +143,8 @@ def distribution_focal_loss(
     Args:
         logits: ``(N, n + 1)`` bin logits (mmdetection: ``reg_max + 1``).
         targets: ``(N,)`` floating distances in ``[0, n]`` (values outside are clamped; ``y = n``
-            puts all mass on the last bin, where mmdetection would index past it).
+            puts all mass on the last bin, where mmdetection would index past it); a NaN target
+            gives a NaN loss for its row.
         weight, reduction, avg_factor: see :func:`detloss.reduction.weight_reduce_loss`.
 
     Returns:
@@ -159,7 +160,9 @@ def distribution_focal_loss(
     x = x.to(loss_dtype(x, y))
     n = x.shape[1] - 1
     distance = y.detach().to(x.dtype).clamp(0, n)
-    left = distance.floor().clamp_max(n - 1)
+    # The bins come from a NaN-free copy (a NaN index is undefined); a NaN target keeps its NaN
+    # in the bin weights, so its row's loss is NaN (read no values: no host synchronisation).
+    left = torch.nan_to_num(distance, nan=0.0).floor().clamp_max(n - 1)
     w_right = (distance - left).unsqueeze(1)
     index = left.long().unsqueeze(1)
     bins = torch.cat([index, index + 1], dim=1)
