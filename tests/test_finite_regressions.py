@@ -268,10 +268,38 @@ def test_cross_entropy_takes_int32_labels_as_the_focal_losses_do() -> None:
         detloss.cross_entropy(logits, torch.zeros(3))
 
 
-@pytest.mark.xfail(strict=True, reason=f"out-of-range labels reach IndexError: {CLASSIFICATION}")
 def test_out_of_range_labels_fail_with_a_message_of_detloss() -> None:
-    with pytest.raises(ValueError, match="label"):
-        detloss.cross_entropy(torch.zeros(2, 3), torch.tensor([0, 3]), check_labels=True)  # type: ignore[call-arg]
+    logits = torch.zeros(2, 3)
+    with pytest.raises(
+        ValueError, match=r"in \[0, 3\) or -100 \(ignored\); label 3 at index \(1,\)"
+    ):
+        detloss.cross_entropy(logits, torch.tensor([0, 3]), check_labels=True)
+    with pytest.raises(ValueError, match=r"label -1 at index \(0,\)"):
+        detloss.cross_entropy(logits, torch.tensor([-1, 7]), check_labels=True)
+    with pytest.raises(ValueError, match=r"in \[0, 3\); label 3"):
+        detloss.softmax_focal_loss(logits, torch.tensor([0, 3]), check_labels=True)
+    # the sigmoid losses take C as the background class
+    for fn in (detloss.sigmoid_focal_loss, detloss.sigmoid_focal_loss_star):
+        with pytest.raises(ValueError, match=r"in \[0, 3\] \(3 = background\); label 4"):
+            fn(logits, torch.tensor([3, 4]), check_labels=True)
+        fn(logits, torch.tensor([3, 0]), check_labels=True)
+    with pytest.raises(ValueError, match=r"label 4 at index \(1,\)"):
+        detloss.quality_focal_loss(
+            logits, torch.tensor([3, 4]), torch.tensor([0.5, 0.5]), check_labels=True
+        )
+    with pytest.raises(ValueError, match=r"in \[0, 3\] \(3 = background\) or -100"):
+        detloss.binary_cross_entropy(logits, torch.tensor([-1, 0]), check_labels=True)
+    with pytest.raises(ValueError, match=r"1, 0, negative or -100 \(ignored\); label 2"):
+        detloss.binary_cross_entropy(torch.zeros(3), torch.tensor([1, -1, 2]), check_labels=True)
+    # valid labels: the same loss as without the check
+    y = torch.tensor([2, -100])
+    torch.testing.assert_close(
+        detloss.cross_entropy(logits, y, check_labels=True), detloss.cross_entropy(logits, y)
+    )
+    torch.testing.assert_close(
+        detloss.binary_cross_entropy(logits, torch.tensor([3, -100]), check_labels=True),
+        detloss.binary_cross_entropy(logits, torch.tensor([3, -100])),
+    )
 
 
 def test_distribution_focal_with_a_nan_target() -> None:

@@ -20,6 +20,7 @@ from torch import Tensor
 from detloss._checks import (
     check_floating,
     check_label_tensor,
+    check_label_values,
     check_number,
     check_tensor,
     compute_dtype,
@@ -59,6 +60,25 @@ def check_class_indices(logits: object, labels: object) -> tuple[Tensor, Tensor]
             f"{tuple(x.shape)} and labels {tuple(y.shape)}"
         )
     return x, y
+
+
+def check_index_range(
+    labels: Tensor, num_classes: int, *, background: bool, ignore_index: int | None = None
+) -> None:
+    """Opt-in ``check_labels``: ``ValueError`` naming the first label outside ``[0, C)`` (``[0, C]``
+    where ``C`` is the background, as in the sigmoid losses), other than ``ignore_index``.
+
+    Reads the labels' values: a host synchronisation (and a graph break under ``torch.compile``).
+    """
+    high = num_classes + 1 if background else num_classes
+    allowed = (labels >= 0) & (labels < high)
+    rule = f"in [0, {num_classes}]" if background else f"in [0, {num_classes})"
+    if background:
+        rule += f" ({num_classes} = background)"
+    if ignore_index is not None:
+        allowed = allowed | (labels == ignore_index)
+        rule += f" or {ignore_index} (ignored)"
+    check_label_values(labels, allowed, rule)
 
 
 def dense_targets(targets: Tensor, x: Tensor) -> Tensor:

@@ -19,6 +19,7 @@ from torch import Tensor
 from detloss._checks import (
     check_floating,
     check_label_tensor,
+    check_label_values,
     check_number,
     check_tensor,
     compute_dtype,
@@ -26,6 +27,7 @@ from detloss._checks import (
 from detloss._fast import apply_function
 from detloss._fast.softmax import SoftmaxCrossEntropy
 from detloss._labels import (
+    check_index_range,
     check_sigmoid_targets,
     class_weight_tensor,
     dense_targets,
@@ -47,6 +49,7 @@ def cross_entropy(
     weight: Tensor | None = None,
     reduction: str = "mean",
     avg_factor: float | Tensor | None = None,
+    check_labels: bool = False,
 ) -> Tensor:
     """Softmax cross-entropy on logits (mmdetection's ``cross_entropy``).
 
@@ -62,6 +65,8 @@ def cross_entropy(
         label_smoothing: ``eps`` in ``[0, 1]``.
         avg_non_ignore: "mean" divides by the number of non-ignored labels instead of all labels.
         weight, reduction, avg_factor: see :func:`detloss.reduction.weight_reduce_loss`.
+        check_labels: raise ``ValueError`` naming the first label outside ``[0, C)`` other than
+            ``ignore_index`` (reads the labels: a host synchronisation, hence off by default).
 
     Returns:
         The loss per label (``labels``' shape) for "none", else a scalar.
@@ -77,6 +82,8 @@ def cross_entropy(
             f"logits (N, C, *) and labels (N, *) do not match: logits {tuple(x.shape)}, "
             f"labels {tuple(y.shape)}"
         )
+    if check_labels:
+        check_index_range(y, x.shape[1], background=False, ignore_index=ignore_index)
     smoothing = check_number(label_smoothing, "label_smoothing", low=0.0, strict=False)
     if smoothing > 1:
         raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing!r}")
@@ -104,6 +111,7 @@ def binary_cross_entropy(
     weight: Tensor | None = None,
     reduction: str = "mean",
     avg_factor: float | Tensor | None = None,
+    check_labels: bool = False,
 ) -> Tensor:
     """Sigmoid (binary) cross-entropy on logits (mmdetection's ``binary_cross_entropy``).
 
@@ -122,6 +130,9 @@ def binary_cross_entropy(
         avg_non_ignore: "mean" divides by the number of non-ignored elements instead of all.
         weight: element-wise weight; a 1-D weight of length N on ``(N, C)`` logits weights rows.
         reduction, avg_factor: see :func:`detloss.reduction.weight_reduce_loss`.
+        check_labels: for integer targets, raise ``ValueError`` naming the first bad label: binary
+            labels must be 1, 0, negative or ``ignore_index``; class indices in ``[0, C]`` or
+            ``ignore_index`` (reads the labels: a host synchronisation, hence off by default).
 
     Returns:
         The element-wise loss (the logits' shape) for "none", else a scalar.
@@ -135,10 +146,15 @@ def binary_cross_entropy(
                 f"targets must have the logits' shape {tuple(x.shape)}, got {tuple(y.shape)}"
             )
         if not is_dense(y):
+            if check_labels:
+                allowed = (y <= 1) | (y == ignore_index)
+                check_label_values(y, allowed, f"1, 0, negative or {ignore_index} (ignored)")
             valid = (y >= 0) & (y != ignore_index)
             y = y.clamp(0, 1).to(compute_dtype(x))
     else:
         x, y = check_sigmoid_targets(x, y)
+        if check_labels:
+            check_index_range(y, x.shape[1], background=True, ignore_index=ignore_index)
         valid = ((y >= 0) & (y != ignore_index)).unsqueeze(1)
     x = x.to(loss_dtype(x, y))
     t = dense_targets(y, x)

@@ -28,9 +28,11 @@ from detloss._labels import (
     check_alpha,
     check_class_indices,
     check_exponent,
+    check_index_range,
     check_sigmoid_targets,
     class_weight_tensor,
     dense_targets,
+    is_dense,
     loss_dtype,
     row_weight,
 )
@@ -50,6 +52,7 @@ def sigmoid_focal_loss(
     weight: Tensor | None = None,
     reduction: str = "mean",
     avg_factor: float | Tensor | None = None,
+    check_labels: bool = False,
 ) -> Tensor:
     """Sigmoid focal loss (Lin et al., Focal Loss for Dense Object Detection, ICCV 2017).
 
@@ -71,6 +74,8 @@ def sigmoid_focal_loss(
         reduction, avg_factor: see :func:`detloss.reduction.weight_reduce_loss`. "mean" divides by
             all ``N*C`` elements, as fvcore and torchvision (mmcv's CUDA op divides by N); dense
             heads pass ``avg_factor`` = number of positives.
+        check_labels: for class indices, raise ``ValueError`` naming the first label outside
+            ``[0, C]`` (reads the labels: a host synchronisation, hence off by default).
 
     Returns:
         The element-wise loss (the logits' shape) for "none", else a scalar.
@@ -80,6 +85,8 @@ def sigmoid_focal_loss(
     ``gamma > 0`` the value and its derivative come from :mod:`detloss._fast.sigmoid_focal`.
     """
     x, y = check_sigmoid_targets(logits, targets)
+    if check_labels and not is_dense(y):
+        check_index_range(y, x.shape[1], background=True)
     a = check_alpha(alpha)
     g = check_exponent(gamma, "gamma")
     x = x.to(loss_dtype(x, y))
@@ -102,13 +109,15 @@ def sigmoid_focal_loss_star(
     weight: Tensor | None = None,
     reduction: str = "mean",
     avg_factor: float | Tensor | None = None,
+    check_labels: bool = False,
 ) -> Tensor:
     """FL* (Lin et al. 2017, appendix): ``loss = -alpha_t * log(sigmoid(gamma * x * (2t - 1))) / gamma``.
 
     Evaluated as ``alpha_t * softplus(gamma * y) / gamma`` with ``y = x (1 - 2t)`` (``y`` itself
     where ``gamma * y > 40``, so that no huge logit overflows). ``gamma > 0``; ``alpha`` as
     :func:`sigmoid_focal_loss`. Defaults are fvcore's ``sigmoid_focal_loss_star`` (``alpha=-1`` =
-    ``None``, ``gamma=1``); labels, weight and reduction as :func:`sigmoid_focal_loss`.
+    ``None``, ``gamma=1``); labels, weight, reduction and ``check_labels`` as
+    :func:`sigmoid_focal_loss`.
 
     For hard targets ``gamma * y`` is exact when ``gamma`` is a power of two (fvcore's 1 included)
     and the loss is then within a few ulp of the exact value; otherwise ``gamma * y`` is rounded
@@ -116,6 +125,8 @@ def sigmoid_focal_loss_star(
     conditioning of ``exp``).
     """
     x, y = check_sigmoid_targets(logits, targets)
+    if check_labels and not is_dense(y):
+        check_index_range(y, x.shape[1], background=True)
     g = check_number(gamma, "gamma", low=0.0, strict=True)
     a = check_alpha(alpha)
     x = x.to(loss_dtype(x, y))
@@ -136,6 +147,7 @@ def softmax_focal_loss(
     weight: Tensor | None = None,
     reduction: str = "mean",
     avg_factor: float | Tensor | None = None,
+    check_labels: bool = False,
 ) -> Tensor:
     """Softmax focal loss (mmcv's ``softmax_focal_loss``), one value per row.
 
@@ -152,11 +164,15 @@ def softmax_focal_loss(
         class_weight: ``(C,)`` per-class weights (mmcv's ``weight`` argument).
         weight, reduction, avg_factor: see :func:`detloss.reduction.weight_reduce_loss`; "mean"
             divides by N, as mmcv.
+        check_labels: raise ``ValueError`` naming the first label outside ``[0, C)`` (reads the
+            labels: a host synchronisation, hence off by default).
 
     Returns:
         The loss per row ``(N,)`` for "none", else a scalar.
     """
     x, y = check_class_indices(logits, labels)
+    if check_labels:
+        check_index_range(y, x.shape[1], background=False)
     a = check_alpha(alpha)
     if a is None:
         raise ValueError(f"alpha must be in [0, 1] for the softmax focal loss, got {alpha!r}")

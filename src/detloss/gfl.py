@@ -22,6 +22,7 @@ from detloss._fast import apply_function
 from detloss._fast.gfl import QualityFocal, Varifocal
 from detloss._labels import (
     check_exponent,
+    check_index_range,
     check_sigmoid_targets,
     dense_targets,
     is_dense,
@@ -82,6 +83,7 @@ def quality_focal_loss(
     weight: Tensor | None = None,
     reduction: str = "mean",
     avg_factor: float | Tensor | None = None,
+    check_labels: bool = False,
 ) -> Tensor:
     """Quality focal loss (Li et al., Generalized Focal Loss, NeurIPS 2020), one value per row.
 
@@ -98,6 +100,8 @@ def quality_focal_loss(
         beta: ``>= 0`` (default 2).
         weight, reduction, avg_factor: on the ``(N,)`` row losses; see
             :func:`detloss.reduction.weight_reduce_loss`.
+        check_labels: for class indices, raise ``ValueError`` naming the first label outside
+            ``[0, C]`` (reads the labels: a host synchronisation, hence off by default).
 
     Returns:
         The loss per row ``(N,)`` for "none", else a scalar.
@@ -118,6 +122,8 @@ def quality_focal_loss(
                 "scores (N,) go with int64 class indices (N,), got targets "
                 f"{tuple(t.shape)} {t.dtype} and scores {tuple(s.shape)}"
             )
+        if check_labels:
+            check_index_range(t, x.shape[1], background=True)
         x = x.to(loss_dtype(x, s))
         q = dense_targets(t, x) * s.detach().to(x.dtype).unsqueeze(1)
     b = check_exponent(beta, "beta")
