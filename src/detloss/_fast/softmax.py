@@ -73,8 +73,17 @@ class SoftmaxFocal(torch.autograd.Function):
         ctx.alpha, ctx.gamma = alpha, gamma
         log_p = torch.log_softmax(x, 1)
         ctx.log_p = log_p if ctx.needs_input_grad[0] else None
-        log_pt = log_p.gather(1, labels.unsqueeze(1)).squeeze(1)
-        return torch.expm1(log_pt).neg_().pow_(gamma).mul_(log_pt).mul_(-alpha)
+        index = labels.unsqueeze(1)
+        log_pt = log_p.gather(1, index).squeeze(1)
+        # A logit spread beyond the float range makes log p_t = -inf (x_y - max overflows) where
+        # the loss itself is finite: there take half of log p_t from the exact halves
+        # x_y/2 - max/2 and lse/2 (lse = -max log_p); elsewhere log_pt/2 is exact, and so is the
+        # product with -2 alpha: the same value, bit for bit.
+        top = x.amax(1)
+        half = x.gather(1, index).squeeze(1).mul(0.5).sub_(top.mul(0.5))
+        half = half.add_(log_p.amax(1).mul(0.5))
+        half_log_pt = torch.where(torch.isinf(log_pt), half, log_pt * 0.5)
+        return torch.expm1(log_pt).neg_().pow_(gamma).mul_(half_log_pt).mul_(-2 * alpha)
 
     @staticmethod
     @once_differentiable
@@ -84,7 +93,8 @@ class SoftmaxFocal(torch.autograd.Function):
         log_p = ctx.log_p if ctx.log_p is not None else torch.log_softmax(x, 1)
         ctx.log_p = None
         index = labels.unsqueeze(1)
-        log_pt = log_p.gather(1, index)
+        # clamped: p_t log p_t is 0, not 0 * -inf, where a huge logit spread gives log p_t = -inf
+        log_pt = log_p.gather(1, index).clamp_min(torch.finfo(log_p.dtype).min)
         m = torch.expm1(log_pt).neg_()  # 1 - p_t
         # m**(gamma - 1) is infinite at m = 0 for gamma < 1, where p_t log p_t = 0 (the limit
         # of the product is 0): clamped, the product is that 0.
