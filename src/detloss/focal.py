@@ -34,6 +34,7 @@ from detloss._labels import (
     dense_targets,
     is_dense,
     loss_dtype,
+    prob_bce,
     row_weight,
 )
 from detloss.reduction import weight_reduce_loss
@@ -98,6 +99,37 @@ def sigmoid_focal_loss(
     else:
         loss = apply_function(SigmoidFocal, x, t, a, g)
     return weight_reduce_loss(loss, row_weight(weight, x), reduction, avg_factor)
+
+
+def focal_loss_with_prob(
+    probs: Tensor,
+    targets: Tensor,
+    alpha: float | None = 0.25,
+    gamma: float = 2.0,
+    *,
+    weight: Tensor | None = None,
+    reduction: str = "mean",
+    avg_factor: float | Tensor | None = None,
+) -> Tensor:
+    """The sigmoid focal loss of probabilities (mmdetection's ``py_focal_loss_with_prob``, used by
+    ``FocalLoss(activated=True)``): with ``p_t = p t + (1 - p)(1 - t)``::
+
+        loss = alpha_t * (1 - p_t)**gamma * BCE(p, t)
+
+    ``BCE`` is PyTorch's ``binary_cross_entropy`` (logs floored at -100, so ``p`` = 0 or 1 stays
+    finite, with a finite gradient); ``probs`` in ``[0, 1]`` (outside: NaN). Targets, ``alpha``,
+    ``gamma``, weight and reduction as :func:`sigmoid_focal_loss`. Prefer logits: the loss of a
+    probability close to 1 has lost the digits that the logit keeps.
+    """
+    p, y = check_sigmoid_targets(probs, targets)
+    a = check_alpha(alpha)
+    g = check_exponent(gamma, "gamma")
+    p = p.to(loss_dtype(p, y))
+    t = dense_targets(y.detach(), p)
+    loss = prob_bce(p, t) * ((1 - p) * t + p * (1 - t)).pow(g)
+    if a is not None:
+        loss = loss * alpha_weight(t, a)
+    return weight_reduce_loss(loss, row_weight(weight, p), reduction, avg_factor)
 
 
 def sigmoid_focal_loss_star(

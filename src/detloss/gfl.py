@@ -27,6 +27,7 @@ from detloss._labels import (
     dense_targets,
     is_dense,
     loss_dtype,
+    prob_bce,
 )
 from detloss.reduction import weight_reduce_loss
 
@@ -128,6 +129,44 @@ def quality_focal_loss(
         q = dense_targets(t, x) * s.detach().to(x.dtype).unsqueeze(1)
     b = check_exponent(beta, "beta")
     loss = apply_function(QualityFocal, x, q, b).sum(dim=-1)
+    return weight_reduce_loss(loss, weight, reduction, avg_factor)
+
+
+def quality_focal_loss_with_prob(
+    probs: Tensor,
+    targets: Tensor,
+    scores: Tensor | None = None,
+    beta: float = 2.0,
+    *,
+    weight: Tensor | None = None,
+    reduction: str = "mean",
+    avg_factor: float | Tensor | None = None,
+) -> Tensor:
+    """The quality focal loss of probabilities (mmdetection's ``quality_focal_loss_with_prob`` and
+    ``quality_focal_loss_tensor_target(activated=True)``, used by
+    ``QualityFocalLoss(activated=True)``): ``loss_i = sum_c |q_ic - p_ic|**beta * BCE(p_ic, q_ic)``.
+
+    ``BCE`` is PyTorch's ``binary_cross_entropy`` (logs floored at -100: finite at ``p`` = 0 or 1);
+    ``probs`` ``(N, C)`` in ``[0, 1]`` (outside: NaN); targets, scores, beta, weight and reduction
+    as :func:`quality_focal_loss`.
+    """
+    p, t = check_sigmoid_targets(probs, targets)
+    if scores is None:
+        if not t.dtype.is_floating_point:
+            raise TypeError("class-index targets need scores (N,); dense targets must be floating")
+        p = p.to(loss_dtype(p, t))
+        q = t.detach().to(p.dtype)
+    else:
+        s = check_floating(scores, "scores")
+        if is_dense(t) or s.shape != t.shape:
+            raise ValueError(
+                "scores (N,) go with int64 class indices (N,), got targets "
+                f"{tuple(t.shape)} {t.dtype} and scores {tuple(s.shape)}"
+            )
+        p = p.to(loss_dtype(p, s))
+        q = dense_targets(t, p) * s.detach().to(p.dtype).unsqueeze(1)
+    b = check_exponent(beta, "beta")
+    loss = (prob_bce(p, q) * (q - p).abs().pow(b)).sum(dim=-1)
     return weight_reduce_loss(loss, weight, reduction, avg_factor)
 
 
