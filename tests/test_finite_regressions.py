@@ -1,8 +1,4 @@
-"""Regression tests for each case of the issue "Nothing non-finite, nothing silent".
-
-Cases in ``detloss/classification.py`` are strict xfails: the lead fixes them after the module is
-split (an xfail that starts passing fails, so that its mark is removed with the fix).
-"""
+"""Regression tests for each case of the issue "Nothing non-finite, nothing silent"."""
 
 from __future__ import annotations
 
@@ -28,7 +24,6 @@ BOX_LOSSES: list[Callable[..., Tensor]] = [
     detloss.efficient_iou_loss,
     detloss.siou_loss,
 ]
-CLASSIFICATION = "detloss/classification.py (the lead, after the split)"
 
 
 def _gradient(fn, pred: Tensor, target: Tensor, **kwargs) -> tuple[Tensor, Tensor]:
