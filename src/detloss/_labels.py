@@ -116,7 +116,7 @@ def class_weight_tensor(
     w = torch.as_tensor(class_weight, dtype=x.dtype)
     size = x.shape[dim]
     if w.shape != (size,):
-        where = "the last dimension" if dim == -1 else f"dimension {dim}"
+        where = "last dimension" if dim == -1 else f"dimension {dim}"
         raise ValueError(
             f"class_weight must have shape ({size},) (one per entry of the logits' {where}, "
             f"logits {tuple(x.shape)}), got {tuple(w.shape)}"

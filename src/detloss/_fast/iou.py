@@ -4,8 +4,11 @@
 of that formula, with its conventions at kinks and CIoU's alpha a constant; tested in
 ``tests/test_fast_iou.py``). Eagerly autograd records about 35 operations on the box pairs and
 replays twice as many in the backward; here the forward works on one contiguous copy of each
-coordinate, mostly in place, shares the intermediates of value and gradient, and the backward is
-one multiplication (``docs/benchmarks.md`` has the measured difference). Only the prediction is
+halved coordinate, mostly in place, shares the intermediates of value and gradient, and the
+backward is one multiplication (``docs/benchmarks.md`` has the measured difference). As in
+:func:`detloss.boxes._pair`, lengths are divided by the larger side of the pair's enclosing box
+and ``eps`` by its square, and every partial derivative carries the ``1 / s`` back to the
+coordinates, so nothing overflows for any finite boxes. Only the prediction is
 differentiated this way: when the target requires a gradient too, the autograd formula runs. The
 backward is not itself differentiable.
 """
