@@ -108,6 +108,8 @@ PARAMETERS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     "softmax_focal_loss": {"alpha": fraction, "gamma": _exponent},
     "varifocal_loss": {"alpha": _multiplier, "gamma": _exponent},
     "quality_focal_loss": {"beta": _exponent},
+    "focal_loss_with_prob": {"alpha": st.one_of(st.none(), fraction), "gamma": _exponent},
+    "quality_focal_loss_with_prob": {"beta": _exponent},
     "distribution_focal_loss": {},
 }
 """Per public loss, the parameters drawn at extreme values (every catalogued loss is listed)."""

@@ -53,7 +53,17 @@ def _distances(n: int, dtype: torch.dtype, g: torch.Generator) -> tuple[Tensor, 
     return logits, (torch.rand(n, generator=g, dtype=torch.float64) * 7).to(dtype)
 
 
+def _probabilities(n: int, dtype: torch.dtype, g: torch.Generator) -> tuple[Tensor, ...]:
+    logits, targets = _soft(n, dtype, g)
+    return logits.double().sigmoid().clamp(0.01, 0.99).to(dtype), targets
+
+
 CLASSIFICATION_CASES = [
+    # probabilities in [0, 1]: not scaled by the property suite's magnitudes
+    LossCase("focal_with_prob", detloss.focal_loss_with_prob, _probabilities, scaled=()),
+    LossCase(
+        "quality_focal_with_prob", detloss.quality_focal_loss_with_prob, _probabilities, scaled=()
+    ),
     LossCase("cross_entropy", detloss.cross_entropy, _class_indices),
     LossCase(
         "cross_entropy_weighted_smoothed",

@@ -39,7 +39,7 @@ def test_every_public_loss_is_exported_and_catalogued() -> None:
         for name, fn in inspect.getmembers(module, inspect.isfunction)
         if fn.__module__ == module.__name__ and not name.startswith("_")
     }
-    assert len(public) == 8
+    assert len(public) == 10
     catalogued = {case.fn.__name__ for case in CLASSIFICATION_CASES}
     assert set(public) <= catalogued, sorted(set(public) - catalogued)
     assert all(getattr(detloss, name) is fn for name, fn in public.items())
@@ -235,7 +235,7 @@ def test_modules_match_functional_and_build_from_mmdet_configs() -> None:
             ),
             TypeError,
         ),
-        (lambda: detloss.FocalLoss(activated=True), ValueError),
+        (lambda: detloss.FocalLoss(use_sigmoid=False, activated=True), ValueError),
         (lambda: detloss.CrossEntropyLoss(use_mask=True), ValueError),
         (lambda: detloss.VarifocalLoss(use_sigmoid=False), ValueError),
     ],

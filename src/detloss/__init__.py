@@ -17,9 +17,19 @@ from detloss.distributed import global_avg_factor
 from detloss.eqlv2 import eqlv2_loss
 from detloss.extended_iou import extended_iou_loss
 from detloss.faster_rcnn import fast_rcnn_loss, rpn_loss
-from detloss.focal import sigmoid_focal_loss, sigmoid_focal_loss_star, softmax_focal_loss
+from detloss.focal import (
+    focal_loss_with_prob,
+    sigmoid_focal_loss,
+    sigmoid_focal_loss_star,
+    softmax_focal_loss,
+)
 from detloss.gaussian_focal import gaussian_focal_loss
-from detloss.gfl import distribution_focal_loss, quality_focal_loss, varifocal_loss
+from detloss.gfl import (
+    distribution_focal_loss,
+    quality_focal_loss,
+    quality_focal_loss_with_prob,
+    varifocal_loss,
+)
 from detloss.ghm import ghmc_loss, ghmr_loss
 from detloss.iou import (
     ciou_loss,
@@ -124,6 +134,7 @@ __all__ = [
     "extended_iou_loss",
     "fast_rcnn_loss",
     "faster_rcnn",
+    "focal_loss_with_prob",
     "gaussian_focal_loss",
     "ghmc_loss",
     "ghmr_loss",
@@ -135,6 +146,7 @@ __all__ = [
     "l1_loss",
     "mse_loss",
     "quality_focal_loss",
+    "quality_focal_loss_with_prob",
     "register_loss",
     "rpn_loss",
     "seesaw_ce_loss",

@@ -100,10 +100,12 @@ def loss_dtype(logits: Tensor, *others: Tensor) -> torch.dtype:
 
 def row_weight(weight: Tensor | None, logits: Tensor) -> Tensor | None:
     """mmdetection's rule: a 1-D weight of length N on ``(N, C)`` logits weights whole rows."""
-    rows = weight is not None and logits.dim() == 2 and weight.dim() == 1
-    if rows and weight is not None and weight.shape[0] == logits.shape[0]:
-        return weight.unsqueeze(1)
-    return weight
+    if weight is None:
+        return None
+    w = check_tensor(weight, "weight")
+    if logits.dim() == 2 and w.dim() == 1 and w.shape[0] == logits.shape[0]:
+        return w.unsqueeze(1)
+    return w
 
 
 def class_weight_tensor(
