@@ -19,6 +19,11 @@ def _class_indices(n: int, dtype: torch.dtype, g: torch.Generator) -> tuple[Tens
     return _logits(n, dtype, g), torch.randint(0, C, (n,), generator=g)
 
 
+def _spatial(n: int, dtype: torch.dtype, g: torch.Generator) -> tuple[Tensor, ...]:
+    logits = (torch.randn(n, C, 3, generator=g, dtype=torch.float64) * 3).to(dtype)
+    return logits, torch.randint(0, C, (n, 3), generator=g)
+
+
 def _with_background(n: int, dtype: torch.dtype, g: torch.Generator) -> tuple[Tensor, ...]:
     return _logits(n, dtype, g), torch.randint(0, C + 1, (n,), generator=g)
 
@@ -56,11 +61,25 @@ CLASSIFICATION_CASES = [
         _class_indices,
         {"class_weight": [1.0, 2.0, 0.5, 1.0, 3.0], "label_smoothing": 0.1, "ignore_index": 2},
     ),
+    LossCase(
+        "cross_entropy_weighted_ignore",
+        detloss.cross_entropy,
+        _class_indices,
+        {"class_weight": [1.0, 2.0, 0.5, 1.0, 3.0], "ignore_index": 2, "avg_non_ignore": True},
+    ),
+    LossCase("cross_entropy_spatial", detloss.cross_entropy, _spatial),
     LossCase("bce_one_hot", detloss.binary_cross_entropy, _one_hot),
     LossCase("bce_class_indices", detloss.binary_cross_entropy, _with_background),
     LossCase("sigmoid_focal", detloss.sigmoid_focal_loss, _one_hot),
     LossCase("sigmoid_focal_indices", detloss.sigmoid_focal_loss, _with_background),
     LossCase("sigmoid_focal_soft_gamma_half", detloss.sigmoid_focal_loss, _soft, {"gamma": 0.5}),
+    LossCase(
+        "sigmoid_focal_soft_gamma_3",
+        detloss.sigmoid_focal_loss,
+        _soft,
+        {"alpha": 0.75, "gamma": 3.0},
+    ),
+    LossCase("sigmoid_focal_gamma_0", detloss.sigmoid_focal_loss, _one_hot, {"gamma": 0.0}),
     LossCase("sigmoid_focal_star", detloss.sigmoid_focal_loss_star, _one_hot, {"gamma": 2.0}),
     LossCase("softmax_focal", detloss.softmax_focal_loss, _class_indices),
     LossCase("varifocal", detloss.varifocal_loss, _iou_targets),

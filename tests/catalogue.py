@@ -2,7 +2,7 @@
 
 Each loss family lists :class:`LossCase` entries in its own ``cases_*.py`` module; ``CASES``
 gathers them. ``test_catalogue.py`` runs the shared checks (fullgraph compile, empty inputs, half
-precision, gradcheck, finite outputs, fused == eager) over ``CASES``.
+precision, gradcheck with declared detached terms, dynamic compile without recompiling) over ``CASES``.
 """
 
 from __future__ import annotations

@@ -251,7 +251,7 @@ def test_a_wrong_reference_is_caught(tiny: data.DetectionSet) -> None:
 @pytest.mark.parametrize("detector", ["onestage", "twostage"])
 def test_bf16_autocast_trains_close_to_float32(tiny: data.DetectionSet, detector: str) -> None:
     """bf16 autocast: every loss finite, no skipped step, and the mean total loss over the run
-    within 3% of float32's (bf16 keeps 8 bits of mantissa: ~0.4% per rounding)."""
+    within 5% of float32's (bf16 keeps 8 bits of mantissa: ~0.4% per rounding)."""
     full = train(_config(detector, "giou", "focal"), tiny)
     half = train(_config(detector, "giou", "focal", amp="bf16"), tiny)
     assert half.skipped == 0
@@ -259,4 +259,4 @@ def test_bf16_autocast_trains_close_to_float32(tiny: data.DetectionSet, detector
         assert all(math.isfinite(v) for v in curve)
     mean_full = sum(full.losses["total"]) / ITERS
     mean_half = sum(half.losses["total"]) / ITERS
-    assert abs(mean_half - mean_full) < 0.03 * mean_full
+    assert abs(mean_half - mean_full) < 0.05 * mean_full

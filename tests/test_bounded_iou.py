@@ -112,10 +112,14 @@ def test_module_weights_and_config() -> None:
     ("kwargs", "error", "match"),
     [
         ({"beta": -0.1}, ValueError, "beta must be a finite number >= 0, got -0.1"),
-        ({"eps": 0.0}, ValueError, r"eps must be a finite number >= 1e-30 and <= 1e\+30, got 0.0"),
-        ({"eps": 1e-300}, ValueError, r"eps must be a finite number >= 1e-30 and <= 1e\+30"),
+        (
+            {"eps": 0.0},
+            ValueError,
+            r"eps must be a finite number >= 1.17549e-38 and <= 1e\+30, got 0.0",
+        ),
+        ({"eps": 1e-300}, ValueError, r"eps must be a finite number >= 1.17549e-38 and <= 1e\+30"),
         ({"beta": "0.2"}, TypeError, "beta must be a real number, got str"),
-        ({"eps": math.nan}, ValueError, "eps must be a finite number >= 1e-30"),
+        ({"eps": math.nan}, ValueError, "eps must be a finite number >= 1.17549e-38"),
     ],
 )
 def test_bad_parameters(kwargs, error, match) -> None:

@@ -219,3 +219,61 @@ def test_sigmoid_cross_entropy_class_weight_is_the_positive_terms_weight() -> No
     expected = -(w * targets * torch.log(p) + (1 - targets) * torch.log(1 - p))
     torch.testing.assert_close(module(logits, targets, reduction_override="none"), expected)
     torch.testing.assert_close(module(logits, targets), expected.mean())
+
+
+# mmdetection's py_focal_loss_with_prob and quality_focal_loss_with_prob, written from their
+# formulas with PyTorch's binary_cross_entropy (logs floored at -100).
+def _mmdet_focal_with_prob(p: Tensor, t: Tensor, gamma: float, alpha: float) -> Tensor:
+    pt = (1 - p) * t + p * (1 - t)
+    focal = (alpha * t + (1 - alpha) * (1 - t)) * pt.pow(gamma)
+    return torch.nn.functional.binary_cross_entropy(p, t, reduction="none") * focal
+
+
+def _mmdet_qfl_with_prob(p: Tensor, q: Tensor, beta: float) -> Tensor:
+    bce = torch.nn.functional.binary_cross_entropy(p, q, reduction="none")
+    return (bce * (q - p).abs().pow(beta)).sum(1)
+
+
+PROBS = torch.tensor([[0.0, 0.2, 1.0], [0.7, 1e-30, 0.999], [0.5, 0.05, 1 - 1e-7]])
+
+
+def test_focal_loss_activated_is_mmdetections_focal_loss_of_probabilities() -> None:
+    labels = torch.tensor([2, 3, 0])  # 3 = background
+    onehot = torch.nn.functional.one_hot(labels, 4)[:, :3]
+    expected = _mmdet_focal_with_prob(PROBS, onehot.float(), 2.0, 0.25)
+    module = detloss.LOSSES["FocalLoss"](activated=True, reduction="none")
+    torch.testing.assert_close(module(PROBS, labels), expected)
+    torch.testing.assert_close(module(PROBS, onehot), expected)  # integer one-hot targets
+    torch.testing.assert_close(module(PROBS, onehot.float()), expected)
+    mean = detloss.LOSSES["FocalLoss"](activated=True, gamma=1.5, alpha=0.4, loss_weight=2.0)
+    torch.testing.assert_close(
+        mean(PROBS, labels), 2 * _mmdet_focal_with_prob(PROBS, onehot.float(), 1.5, 0.4).mean()
+    )
+    p = PROBS.clone().requires_grad_(True)
+    module(p, labels).sum().backward()
+    assert p.grad is not None
+    assert torch.isfinite(p.grad).all()
+
+
+def test_focal_loss_takes_integer_one_hot_targets_on_logits() -> None:
+    logits = torch.tensor([[0.5, -1.0, 2.0], [1.0, 0.0, -3.0]])
+    onehot = torch.tensor([[0, 0, 1], [0, 0, 0]])
+    module = detloss.LOSSES["FocalLoss"](reduction="none")
+    torch.testing.assert_close(
+        module(logits, onehot), detloss.sigmoid_focal_loss(logits, onehot.float(), reduction="none")
+    )
+
+
+def test_quality_focal_loss_activated_is_mmdetections_of_probabilities() -> None:
+    labels, scores = torch.tensor([1, 3, 2]), torch.tensor([0.9, 0.4, 0.0])
+    q = torch.nn.functional.one_hot(labels, 4)[:, :3].float() * scores.unsqueeze(1)
+    expected = _mmdet_qfl_with_prob(PROBS, q, 2.0)
+    module = detloss.LOSSES["QualityFocalLoss"](activated=True, reduction="none")
+    torch.testing.assert_close(module(PROBS, (labels, scores)), expected)
+    torch.testing.assert_close(module(PROBS, q), expected)  # dense soft targets
+    p = PROBS.clone().requires_grad_(True)
+    module(p, (labels, scores)).sum().backward()
+    assert p.grad is not None
+    assert torch.isfinite(p.grad).all()
+    beta1 = detloss.LOSSES["QualityFocalLoss"](beta=1.0, activated=True)
+    torch.testing.assert_close(beta1(PROBS, q), _mmdet_qfl_with_prob(PROBS, q, 1.0).mean())

@@ -181,8 +181,6 @@ RESOLVED_DEFAULTS = {("SmoothL1Loss", "beta"): (None, 1.0)}
 # mmdetection arguments whose other values detloss rejects, with an error naming the argument.
 REJECTED: list[tuple[str, dict[str, Any]]] = [
     ("CrossEntropyLoss", {"use_mask": True}),
-    ("FocalLoss", {"activated": True}),
-    ("QualityFocalLoss", {"activated": True}),
     ("VarifocalLoss", {"use_sigmoid": False}),
     ("QualityFocalLoss", {"use_sigmoid": False}),
     ("GHMC", {"use_sigmoid": False}),
@@ -228,3 +226,17 @@ def test_unsupported_mmdetection_values_are_rejected_naming_the_argument(
     cls = _mmdet_type(name)
     with pytest.raises(ValueError, match=next(iter(arguments))):
         cls(**arguments)
+
+
+def test_use_mask_error_says_what_detloss_offers_instead() -> None:
+    with pytest.raises(ValueError, match=r"use_mask=True.*use_sigmoid=True.*DiceLoss"):
+        detloss.LOSSES["CrossEntropyLoss"](use_mask=True)
+
+
+def test_focal_loss_softmax_option_is_detlosss_own() -> None:
+    # mmdetection 3.3 asserts use_sigmoid=True; detloss keeps mmcv's softmax focal loss there
+    logits, labels = torch.tensor([[0.5, -1.0, 2.0]]), torch.tensor([2])
+    module = detloss.LOSSES["FocalLoss"](use_sigmoid=False)
+    torch.testing.assert_close(module(logits, labels), detloss.softmax_focal_loss(logits, labels))
+    with pytest.raises(ValueError, match=r"\(activated=True\) needs use_sigmoid=True"):
+        detloss.LOSSES["FocalLoss"](use_sigmoid=False, activated=True)

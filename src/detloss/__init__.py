@@ -9,24 +9,17 @@ from importlib.metadata import PackageNotFoundError, version
 from detloss import boxes, coder, distributed, faster_rcnn
 from detloss.bounded_iou import bounded_iou_loss
 from detloss.boxes import box_iou, convert_boxes, validate_boxes
-from detloss.classification import (
-    binary_cross_entropy,
-    cross_entropy,
-    distribution_focal_loss,
-    quality_focal_loss,
-    sigmoid_focal_loss,
-    sigmoid_focal_loss_star,
-    softmax_focal_loss,
-    varifocal_loss,
-)
 from detloss.coder import DeltaXYWHCoder
+from detloss.cross_entropy import binary_cross_entropy, cross_entropy
 from detloss.dice import dice_loss
 from detloss.distillation import knowledge_distillation_kl_div_loss
 from detloss.distributed import global_avg_factor
 from detloss.eqlv2 import eqlv2_loss
 from detloss.extended_iou import extended_iou_loss
 from detloss.faster_rcnn import fast_rcnn_loss, rpn_loss
+from detloss.focal import sigmoid_focal_loss, sigmoid_focal_loss_star, softmax_focal_loss
 from detloss.gaussian_focal import gaussian_focal_loss
+from detloss.gfl import distribution_focal_loss, quality_focal_loss, varifocal_loss
 from detloss.ghm import ghmc_loss, ghmr_loss
 from detloss.iou import (
     ciou_loss,

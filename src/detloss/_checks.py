@@ -53,6 +53,16 @@ def check_label_tensor(value: object, name: str = "labels") -> Tensor:
     return t.long()
 
 
+def check_label_values(labels: Tensor, allowed: Tensor, rule: str) -> None:
+    """``ValueError`` naming the first label outside ``allowed`` (a mask; reads values: a host
+    synchronisation, hence opt-in)."""
+    if not bool(allowed.all()):
+        bad = (~allowed).nonzero()[0]
+        raise ValueError(
+            f"labels must be {rule}; label {int(labels[tuple(bad)])} at index {tuple(bad.tolist())}"
+        )
+
+
 def check_same_shape(pred: Tensor, target: Tensor) -> None:
     """Raise ``ValueError`` when the shapes differ (detloss never broadcasts pred against target)."""
     if pred.shape != target.shape:

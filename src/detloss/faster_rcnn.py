@@ -25,8 +25,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from detloss._checks import check_floating, check_label_tensor, check_number, check_tensor
-from detloss.classification import binary_cross_entropy, cross_entropy
+from detloss._checks import (
+    check_floating,
+    check_label_tensor,
+    check_label_values,
+    check_number,
+    check_tensor,
+)
+from detloss.cross_entropy import binary_cross_entropy, cross_entropy
 from detloss.reduction import weight_reduce_loss
 from detloss.regression import resolve_beta, smooth_l1_loss
 
@@ -56,16 +62,6 @@ def _positive_box_sum(
     if per_box.dim() > 1:
         per_box = per_box.sum(dim=tuple(range(1, per_box.dim())))
     return weight_reduce_loss(per_box, positive.to(per_box.dtype), "mean", normalizer)
-
-
-def _check_label_values(labels: Tensor, allowed: Tensor, rule: str) -> None:
-    """``ValueError`` naming the first label outside ``allowed`` (a mask; reads values: a host
-    synchronisation, hence opt-in)."""
-    if not bool(allowed.all()):
-        bad = (~allowed).nonzero()[0]
-        raise ValueError(
-            f"labels must be {rule}; label {int(labels[tuple(bad)])} at index {tuple(bad.tolist())}"
-        )
 
 
 def _check_deltas(pred: object, target: object, n: int, name: str) -> tuple[Tensor, Tensor]:
@@ -134,7 +130,7 @@ def rpn_loss(
     )
 
     if check_labels:
-        _check_label_values(y, (y >= -1) & (y <= 1), "-1 (ignored), 0 (negative) or 1 (positive)")
+        check_label_values(y, (y >= -1) & (y <= 1), "-1 (ignored), 0 (negative) or 1 (positive)")
     num_labelled = (y >= 0).sum().clamp_min(1).to(torch.float32)
     loss_cls = binary_cross_entropy(x, y, ignore_index=-1, avg_factor=num_labelled)
     if normalizer == "paper":
@@ -226,7 +222,7 @@ def fast_rcnn_loss(
     if check_labels:
         ignore = ce_kwargs.get("ignore_index", -100)
         in_range = ((y >= 0) & (y < num_classes)) | (y == ignore)
-        _check_label_values(y, in_range, f"in [0, {num_classes}) or {ignore} (ignored)")
+        check_label_values(y, in_range, f"in [0, {num_classes}) or {ignore} (ignored)")
     foreground = (y >= 0) & (y < num_classes)
     positive = foreground & (y != (num_classes - 1 if background == "last" else 0))
     if pred.shape[1] != 4:

@@ -1,4 +1,5 @@
-"""Modules of the classification losses in :mod:`detloss.classification` (mmdetection's names and arguments)."""
+"""Modules of the classification losses in :mod:`detloss.cross_entropy`, :mod:`detloss.focal` and
+:mod:`detloss.gfl` (mmdetection's names and arguments)."""
 
 from __future__ import annotations
 
@@ -9,22 +10,16 @@ import torch
 from torch import Tensor
 
 from detloss._checks import check_number
-from detloss.classification import (
-    binary_cross_entropy,
-    cross_entropy,
+from detloss.cross_entropy import binary_cross_entropy, cross_entropy
+from detloss.focal import focal_loss_with_prob, sigmoid_focal_loss, softmax_focal_loss
+from detloss.gfl import (
     distribution_focal_loss,
     quality_focal_loss,
-    sigmoid_focal_loss,
-    softmax_focal_loss,
+    quality_focal_loss_with_prob,
     varifocal_loss,
 )
 from detloss.modules.base import WeightedLoss
 from detloss.registry import register_loss
-
-
-def _no_activated(activated: bool, name: str) -> None:
-    if activated:
-        raise ValueError(f"{name}(activated=True) is not supported: pass logits, not probabilities")
 
 
 def _check_focal_alpha(alpha: float | None, use_sigmoid: bool) -> float | None:
@@ -51,7 +46,7 @@ class CrossEntropyLoss(WeightedLoss):
     ``class_weight`` weighs the positive term only (``pos_weight``), as mmdetection.
 
     ``ignore_index=None`` means -100; ``forward(..., ignore_index=...)`` overrides it per call.
-    ``use_mask`` (mask-head cross-entropy) is not supported.
+    ``use_mask`` (mask-head cross-entropy) is not supported (its error says what to use).
     """
 
     class_weight: Tensor | None
@@ -68,7 +63,11 @@ class CrossEntropyLoss(WeightedLoss):
     ) -> None:
         super().__init__(reduction, loss_weight)
         if use_mask:
-            raise ValueError("CrossEntropyLoss(use_mask=True) is not supported")
+            raise ValueError(
+                "CrossEntropyLoss(use_mask=True) (mmdetection's mask_cross_entropy) is not "
+                "supported: gather each RoI's class channel of the mask logits and use "
+                "use_sigmoid=True (detloss.binary_cross_entropy), or detloss.DiceLoss"
+            )
         self.use_sigmoid = bool(use_sigmoid)
         weight = None if class_weight is None else torch.as_tensor(class_weight, dtype=torch.float)
         self.register_buffer("class_weight", weight, persistent=False)
@@ -93,8 +92,14 @@ class CrossEntropyLoss(WeightedLoss):
 
 @register_loss()
 class FocalLoss(WeightedLoss):
-    """:func:`detloss.sigmoid_focal_loss` (or, with ``use_sigmoid=False``,
-    :func:`detloss.softmax_focal_loss`) with mmdetection's arguments and defaults."""
+    """:func:`detloss.sigmoid_focal_loss` with mmdetection's arguments and defaults.
+
+    ``activated=True``: ``pred`` holds probabilities, :func:`detloss.focal.focal_loss_with_prob`
+    (mmdetection's ``py_focal_loss_with_prob``). Integer targets of ``pred``'s shape are one-hot
+    rows (used as floating, as mmdetection). ``use_sigmoid=False`` is detloss's own
+    :func:`detloss.softmax_focal_loss` (mmcv's; mmdetection 3.3's ``FocalLoss`` asserts
+    ``use_sigmoid=True``), and takes no ``activated=True``.
+    """
 
     def __init__(
         self,
@@ -106,20 +111,29 @@ class FocalLoss(WeightedLoss):
         activated: bool = False,
     ) -> None:
         super().__init__(reduction, loss_weight)
-        _no_activated(activated, "FocalLoss")
         self.use_sigmoid = bool(use_sigmoid)
+        self.activated = bool(activated)
+        if self.activated and not self.use_sigmoid:
+            raise ValueError(
+                "FocalLoss(activated=True) needs use_sigmoid=True (probabilities of a sigmoid), "
+                "got use_sigmoid=False"
+            )
         self.gamma = check_number(gamma, "gamma", low=0.0, strict=False)
         self.alpha = _check_focal_alpha(alpha, self.use_sigmoid)
 
     def loss(self, pred: Tensor, target: Tensor, **kwargs: Any) -> Tensor:
-        if self.use_sigmoid or self.alpha is None:
-            return sigmoid_focal_loss(pred, target, self.alpha, self.gamma, **kwargs)
-        return softmax_focal_loss(pred, target, self.alpha, self.gamma, **kwargs)
+        if not self.use_sigmoid and self.alpha is not None:
+            return softmax_focal_loss(pred, target, self.alpha, self.gamma, **kwargs)
+        if target.shape == pred.shape and not target.dtype.is_floating_point:
+            target = target.to(pred.dtype)  # integer one-hot rows, as mmdetection's type_as
+        if self.activated:
+            return focal_loss_with_prob(pred, target, self.alpha, self.gamma, **kwargs)
+        return sigmoid_focal_loss(pred, target, self.alpha, self.gamma, **kwargs)
 
     def extra_repr(self) -> str:
         return (
             f"use_sigmoid={self.use_sigmoid}, gamma={self.gamma}, alpha={self.alpha}, "
-            f"{super().extra_repr()}"
+            f"activated={self.activated}, {super().extra_repr()}"
         )
 
 
@@ -155,7 +169,8 @@ class VarifocalLoss(WeightedLoss):
 @register_loss()
 class QualityFocalLoss(WeightedLoss):
     """:func:`detloss.quality_focal_loss`; the target is mmdetection's ``(labels, scores)`` tuple
-    or a dense ``(N, C)`` soft-target tensor."""
+    or a dense ``(N, C)`` soft-target tensor. ``activated=True``: ``pred`` holds probabilities,
+    :func:`detloss.gfl.quality_focal_loss_with_prob` (mmdetection's)."""
 
     def __init__(
         self,
@@ -167,17 +182,18 @@ class QualityFocalLoss(WeightedLoss):
     ) -> None:
         super().__init__(reduction, loss_weight)
         _require_sigmoid(use_sigmoid, "QualityFocalLoss")
-        _no_activated(activated, "QualityFocalLoss")
+        self.activated = bool(activated)
         self.beta = check_number(beta, "beta", low=0.0, strict=False)
 
     def loss(self, pred: Tensor, target: Any, **kwargs: Any) -> Tensor:
+        fn = quality_focal_loss_with_prob if self.activated else quality_focal_loss
         if isinstance(target, (tuple, list)):
             labels, scores = target
-            return quality_focal_loss(pred, labels, scores, self.beta, **kwargs)
-        return quality_focal_loss(pred, target, None, self.beta, **kwargs)
+            return fn(pred, labels, scores, self.beta, **kwargs)
+        return fn(pred, target, None, self.beta, **kwargs)
 
     def extra_repr(self) -> str:
-        return f"beta={self.beta}, {super().extra_repr()}"
+        return f"beta={self.beta}, activated={self.activated}, {super().extra_repr()}"
 
 
 @register_loss()

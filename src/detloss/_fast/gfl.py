@@ -1,0 +1,131 @@
+"""The varifocal and quality focal losses with their derivatives, computed in the forward pass.
+
+For logits ``x`` and soft targets ``q`` in ``[0, 1]`` (element-wise), with ``s = sigmoid(x)``,
+``s_ = sigmoid(-x)`` and ``ce = q softplus(-x) + (1 - q) softplus(x)``::
+
+    varifocal:  F = w_q where q > 0, alpha s**gamma where q = 0   (w_q = q, or 1 without
+                iou_weighted); loss = F ce,  d/dx = F ((s - q) + gamma [q = 0] s_ ce)
+    quality:    d = s - q;  loss = |d|**beta ce,
+                d/dx = sign(d) |d|**(beta - 1) (d**2 + beta s s_ ce)
+
+(where q = 0, ``ce = softplus(x)``, whose derivative is ``s``). The logistic terms come from
+``A = exp(-relu(-x))``, ``B = exp(-relu(x))`` (one of them is 1, the other ``e = exp(-|x|)``)
+and ``r = 1 / (1 + e) = exp(-log1p(e))``: ``s = A r``, ``s_ = B r``,
+``ce = (1 - q) relu(x) + q relu(-x) + log1p(e)`` and ``s - q = (1 - q) s - q s_``, all without
+cancellation (``s - q`` cancels only at its own zero). The derivative stays finite for every finite
+logit: ``s_ ce`` is 0 where ``ce`` is huge, where autograd of the formula multiplies the huge
+``ce`` by the focal factor's derivative first (above the float32 range at ``|x| ~ 3e38``) and
+then by 0. Four buffers of the logits' size are alive at the peak; the forward pass saves the
+derivative for backward; targets receive no gradient.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+
+def _logistic(x: Tensor, q: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``(-ce, s, s_)``: minus the cross-entropy, ``sigmoid(x)``, ``sigmoid(-x)``, in three fresh
+    buffers (a fourth is alive inside)."""
+    mn = torch.clamp_max(x, 0)  # -relu(-x)
+    nu = torch.sub(mn, x)  # -relu(x), exact
+    nc = torch.lerp(nu, mn, q)  # -((1 - q) relu(x) + q relu(-x)); exact at q = 0 and q = 1
+    b = nu.exp_()  # B
+    a = mn.exp_()  # A
+    r = torch.mul(a, b).log1p_()  # log1p(e), e = A B exactly (one factor is 1)
+    nc.sub_(r)
+    r.neg_().exp_()  # r = 1 / (1 + e)
+    return nc, a.mul_(r), b.mul_(r)
+
+
+def _prob_error_(s: Tensor, s_: Tensor, q: Tensor) -> Tensor:
+    """``s - q = (1 - q) s - q s_`` into ``s``'s buffer (it cancels only at its own zero)."""
+    return torch.lerp(s, s_, q, out=s).addcmul_(s_, q, value=-2)
+
+
+def varifocal_terms(
+    x: Tensor,
+    q: Tensor,
+    alpha: float,
+    gamma: float,
+    iou_weighted: bool,
+    with_derivative: bool,
+) -> tuple[Tensor, Tensor | None]:
+    """The element-wise varifocal loss and, if asked, its derivative in ``x`` (module doc)."""
+    nc, s, s_ = _logistic(x, q)
+    negative = torch.eq(q, 0)
+    # F: alpha s**gamma where q = 0, w_q where q > 0 (q [q > 0] = q, as q >= 0)
+    focal = torch.pow(s, gamma).mul_(alpha).mul_(negative)
+    focal.add_(q if iou_weighted else torch.gt(q, 0))
+    derivative: Tensor | None = None
+    if with_derivative:
+        # F ((s - q) + gamma [q = 0] s_ ce); where q = 0, ce is softplus(x), and s_ ce is 0 (not
+        # inf * 0) where ce is huge
+        d = _prob_error_(s, s_, q)
+        tail = s_.mul_(nc).mul_(negative)  # -[q = 0] s_ ce
+        derivative = d.sub_(tail, alpha=gamma).mul_(focal)
+    return nc.mul_(focal).neg_(), derivative
+
+
+def quality_focal_terms(
+    x: Tensor, q: Tensor, beta: float, with_derivative: bool
+) -> tuple[Tensor, Tensor | None]:
+    """The element-wise quality focal loss and, if asked, its derivative in ``x`` (module doc)."""
+    nc, s, s_ = _logistic(x, q)
+    ss_ = torch.mul(s, s_) if with_derivative else None
+    d = _prob_error_(s, s_, q)
+    size = torch.abs(d, out=s_)
+    # loss = |d|**beta ce; where |d|**(beta - 1) is clamped (beta < 1) the loss takes the power
+    # itself: the clamp would change it below the smallest normal |d|
+    power = size.pow(beta) if beta < 1 else None
+    if beta < 1:
+        size.clamp_min_(torch.finfo(size.dtype).tiny)
+    slope = size.pow_(beta - 1)  # |d|**(beta - 1)
+    derivative: Tensor | None = None
+    if ss_ is not None:
+        # sign(d) |d|**(beta - 1) (d**2 + beta s s_ ce): at d = 0 the sign is 0, the limit
+        core = ss_.mul_(nc).mul_(-beta).addcmul_(d, d)
+        derivative = core.mul_(torch.copysign(slope, d) if beta > 1 else slope * torch.sign(d))
+    if power is not None:
+        return nc.mul_(power).neg_(), derivative
+    return nc.mul_(slope).mul_(d).abs_(), derivative  # |ce |d|**(beta - 1) d| = ce |d|**beta
+
+
+class Varifocal(torch.autograd.Function):
+    """``apply(x, q, alpha, gamma, iou_weighted)``: the element-wise varifocal loss."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: Tensor, q: Tensor, alpha: float, gamma: float, iou_weighted: bool
+    ) -> Tensor:
+        loss, derivative = varifocal_terms(
+            x, q, alpha, gamma, iou_weighted, ctx.needs_input_grad[0]
+        )
+        ctx.save_for_backward(derivative)  # None without a gradient
+        return loss
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None, None]:
+        (derivative,) = ctx.saved_tensors
+        return torch.mul(derivative, grad), None, None, None, None
+
+
+class QualityFocal(torch.autograd.Function):
+    """``apply(x, q, beta)``: the element-wise quality focal loss (rows are summed outside)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, q: Tensor, beta: float) -> Tensor:
+        loss, derivative = quality_focal_terms(x, q, beta, ctx.needs_input_grad[0])
+        ctx.save_for_backward(derivative)  # None without a gradient
+        return loss
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None]:
+        (derivative,) = ctx.saved_tensors
+        return torch.mul(derivative, grad), None, None

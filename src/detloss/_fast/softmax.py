@@ -1,0 +1,105 @@
+"""Softmax losses over rows that hold one logits-sized tensor: their log-softmax, which becomes
+the gradient.
+
+Autograd of ``log_softmax`` keeps the log-softmax (the logits' size) for backward, then writes the
+gradient of the log-softmax (from the scatter of the picked entries) and the gradient of the
+logits: three logits-sized tensors. The Functions here hold one: the forward pass keeps its
+log-softmax and backward turns it into the gradient in place (``exp2(log_p log2(e))`` is the CPU's
+fast exponential; its rounding is that of ``log_p`` itself). A second backward through the same
+graph (``retain_graph=True``) recomputes the log-softmax from the logits.
+
+* :class:`SoftmaxCrossEntropy`: PyTorch's ``F.cross_entropy(x, y, weight, ignore_index,
+  reduction="none")`` (its forward kernels, the same values), ``loss_i = -w[y_i] log p_i[y_i]``
+  with ``p_i = softmax(x_i)`` (0 for an ignored row); ``d loss_i / d x_i = w[y_i] (p_i - onehot(y_i))``.
+* :class:`SoftmaxFocal`: ``loss_i = -alpha (1 - p_t)**gamma log p_t`` with ``p_t = p_i[y_i]``
+  and ``1 - p_t = -expm1(log p_t)`` (exact where ``p_t`` is close to 1);
+  ``d loss_i / d x_ij = (onehot_j - p_ij) * alpha (gamma (1 - p_t)**(gamma - 1) p_t log p_t
+  - (1 - p_t)**gamma)``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+_LOG2_E = 1 / math.log(2)
+
+
+class SoftmaxCrossEntropy(torch.autograd.Function):
+    """``apply(x, labels, class_weight, ignore_index)``: ``F.cross_entropy`` per row of ``x``
+    ``(N, C)`` (labels int64 ``(N,)``, ``class_weight`` ``(C,)`` or None), PyTorch's forward
+    kernels and values. Only ``x`` receives a gradient.
+
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: Tensor, labels: Tensor, class_weight: Tensor | None, ignore_index: int
+    ) -> Tensor:
+        ctx.save_for_backward(x, labels, class_weight)
+        ctx.ignore_index = ignore_index
+        log_p = torch.log_softmax(x, 1)
+        # an intermediate (neither input nor output), held on ctx: backward overwrites it
+        ctx.log_p = log_p if ctx.needs_input_grad[0] else None
+        return F.nll_loss(log_p, labels, class_weight, ignore_index=ignore_index, reduction="none")
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:
+        x, labels, class_weight = ctx.saved_tensors
+        log_p = ctx.log_p if ctx.log_p is not None else torch.log_softmax(x, 1)
+        ctx.log_p = None
+        valid = labels != ctx.ignore_index
+        index = torch.where(valid, labels, 0).unsqueeze(1)
+        scale = grad * valid if class_weight is None else grad * class_weight[index[:, 0]] * valid
+        scale = scale.unsqueeze(1)
+        gradient = log_p.mul_(_LOG2_E).exp2_().mul_(scale)  # softmax(x) * scale
+        return gradient.scatter_add_(1, index, scale.neg_()), None, None, None
+
+
+class SoftmaxFocal(torch.autograd.Function):
+    """``apply(x, labels, alpha, gamma)``: the softmax focal loss of each row of ``x`` ``(N, C)``
+    at its label (int64 ``(N,)`` in ``[0, C)``). Only ``x`` receives a gradient; the log-softmax
+    is held and turned into the gradient as in :class:`SoftmaxCrossEntropy`."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, labels: Tensor, alpha: float, gamma: float) -> Tensor:
+        ctx.save_for_backward(x, labels)
+        ctx.alpha, ctx.gamma = alpha, gamma
+        log_p = torch.log_softmax(x, 1)
+        ctx.log_p = log_p if ctx.needs_input_grad[0] else None
+        index = labels.unsqueeze(1)
+        log_pt = log_p.gather(1, index).squeeze(1)
+        # A logit spread beyond the float range makes log p_t = -inf (x_y - max overflows) where
+        # the loss itself is finite: there take half of log p_t from the exact halves
+        # x_y/2 - max/2 and lse/2 (lse = -max log_p); elsewhere log_pt/2 is exact, and so is the
+        # product with -2 alpha: the same value, bit for bit.
+        top = x.amax(1)
+        half = x.gather(1, index).squeeze(1).mul(0.5).sub_(top.mul(0.5))
+        half = half.add_(log_p.amax(1).mul(0.5))
+        half_log_pt = torch.where(torch.isinf(log_pt), half, log_pt * 0.5)
+        return torch.expm1(log_pt).neg_().pow_(gamma).mul_(half_log_pt).mul_(-2 * alpha)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:
+        x, labels = ctx.saved_tensors
+        alpha, gamma = ctx.alpha, ctx.gamma
+        log_p = ctx.log_p if ctx.log_p is not None else torch.log_softmax(x, 1)
+        ctx.log_p = None
+        index = labels.unsqueeze(1)
+        # clamped: p_t log p_t is 0, not 0 * -inf, where a huge logit spread gives log p_t = -inf
+        log_pt = log_p.gather(1, index).clamp_min(torch.finfo(log_p.dtype).min)
+        m = torch.expm1(log_pt).neg_()  # 1 - p_t
+        # m**(gamma - 1) is infinite at m = 0 for gamma < 1, where p_t log p_t = 0 (the limit
+        # of the product is 0): clamped, the product is that 0.
+        slope = m.clamp_min(torch.finfo(m.dtype).tiny) if gamma < 1 else m
+        row = slope.pow(gamma - 1).mul_(log_pt.exp()).mul_(log_pt).mul_(gamma).sub_(m.pow(gamma))
+        row.mul_(grad.unsqueeze(1)).mul_(alpha)
+        gradient = log_p.mul_(_LOG2_E).exp2_().mul_(row.neg())  # -softmax(x) * row
+        return gradient.scatter_add_(1, index, row), None, None, None

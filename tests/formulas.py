@@ -1,0 +1,57 @@
+"""The value formulas of the losses with a hand-written derivative (``detloss._fast``), in plain
+operations: autograd of these is what each ``_fast`` Function is tested and benchmarked against."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def softplus(z: Tensor) -> Tensor:
+    return F.softplus(z, threshold=40.0)
+
+
+def bce(x: Tensor, t: Tensor) -> Tensor:
+    return t * softplus(-x) + (1 - t) * softplus(x)
+
+
+def sigmoid_focal(x: Tensor, t: Tensor, alpha: float | None, gamma: float) -> Tensor:
+    """``alpha_t (t sigmoid(-x) + (1 - t) sigmoid(x))**gamma bce(x, t)``."""
+    m = t * torch.sigmoid(-x) + (1 - t) * torch.sigmoid(x)
+    alpha_t = 1.0 if alpha is None else alpha * t + (1 - alpha) * (1 - t)
+    return alpha_t * m**gamma * bce(x, t)
+
+
+def varifocal(x: Tensor, q: Tensor, alpha: float, gamma: float, iou_weighted: bool) -> Tensor:
+    """``bce(x, q) * (w_q if q > 0 else alpha sigmoid(x)**gamma)``."""
+    weight = q if iou_weighted else torch.ones_like(q)
+    # the inner where keeps the unused branch's derivative finite (autograd multiplies it by 0)
+    probability = torch.where(q > 0, torch.ones_like(x), torch.sigmoid(x))
+    focal = torch.where(q > 0, weight, alpha * probability**gamma)
+    return bce(x, q) * focal
+
+
+def quality_focal(x: Tensor, q: Tensor, beta: float) -> Tensor:
+    """``|(1 - q) sigmoid(x) - q sigmoid(-x)|**beta * bce(x, q)`` element-wise."""
+    d = (1 - q) * torch.sigmoid(x) - q * torch.sigmoid(-x)
+    return d.abs() ** beta * bce(x, q)
+
+
+def softmax_cross_entropy(
+    x: Tensor, labels: Tensor, class_weight: Tensor | None, ignore_index: int
+) -> Tensor:
+    return F.cross_entropy(
+        x, labels, weight=class_weight, ignore_index=ignore_index, reduction="none"
+    )
+
+
+def softmax_focal(x: Tensor, labels: Tensor, alpha: float, gamma: float) -> Tensor:
+    """``-alpha (1 - p_t)**gamma log p_t`` per row, ``1 - p_t = -expm1(log p_t)``."""
+    log_pt = torch.log_softmax(x, 1).gather(1, labels.unsqueeze(1)).squeeze(1)
+    return -alpha * (-torch.expm1(log_pt)) ** gamma * log_pt
+
+
+def distribution_focal(x: Tensor, bins: Tensor, weights: Tensor) -> Tensor:
+    """``-sum_k w_k log softmax(x)[bin_k]`` per row."""
+    return -(torch.log_softmax(x, 1).gather(1, bins) * weights).sum(1)

@@ -1,0 +1,338 @@
+"""The varifocal, quality focal and distribution focal losses: mmdetection's definitions and
+precision at extreme logits."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+
+import detloss
+from detloss._fast.gfl import QualityFocal, Varifocal
+from tests import formulas
+from tests.logistic_reference import bce64, sigmoid64, softplus64, ulp_error
+
+LN2 = math.log(2.0)
+
+
+def gfl_ulp(exponent: float) -> float:
+    """Bound on the error of the float32 varifocal and quality focal losses, in ulp of the exact
+    value: the power amplifies the rounding of its base (measured: 5.3 at 2, 7.7 at 3)."""
+    return 5 + 2 * exponent
+
+
+EXTREMES = [-3e38, -1e4, -100.0, -88.9, -0.0, 0.0, 88.9, 100.0, 1e4, 3e38]
+
+
+def _random(n: int = 40, c: int = 6, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(n, c, generator=g, dtype=torch.float64) * 3
+    labels = torch.randint(0, c + 1, (n,), generator=g)  # c = background
+    one_hot = F.one_hot(labels, c + 1)[:, :c].double()
+    return logits, labels, one_hot
+
+
+def _grid(targets: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(M, 1)`` logits from -100 to 100 in steps of 0.01 and the extremes, against each target."""
+    x = torch.cat([torch.linspace(-100, 100, 20001), torch.tensor(EXTREMES)])
+    x, q = x.repeat(len(targets)), torch.tensor(targets).repeat_interleave(x.numel())
+    return x.unsqueeze(1), q.unsqueeze(1)
+
+
+# --- mmdetection's definitions, with plain autograd ---------------------------------------------
+
+
+def _mmdet_varifocal(x: torch.Tensor, q: torch.Tensor, iou_weighted: bool) -> torch.Tensor:
+    p = x.sigmoid()
+    positive = (q > 0).double()
+    focal = (q if iou_weighted else 1.0) * positive + 0.75 * (p - q).abs().pow(2.0) * (1 - positive)
+    return F.binary_cross_entropy_with_logits(x, q, reduction="none") * focal
+
+
+def _mmdet_quality(x: torch.Tensor, q: torch.Tensor, beta: float) -> torch.Tensor:
+    bce = F.binary_cross_entropy_with_logits(x, q, reduction="none")
+    return (bce * (x.sigmoid() - q).abs().pow(beta)).sum(dim=1)
+
+
+def _mmdet_dfl(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    left = y.long()
+    return F.cross_entropy(x, left, reduction="none") * (left + 1 - y) + F.cross_entropy(
+        x, left + 1, reduction="none"
+    ) * (y - left)
+
+
+@pytest.mark.parametrize("param", [0.5, 1.0, 2.0])
+def test_gradients_match_the_mmdetection_definitions(param: float) -> None:
+    logits, _, one_hot = _random()
+    iou = one_hot * torch.rand(40, 1, dtype=torch.float64)
+    distances = torch.rand(40, dtype=torch.float64) * 5
+    checks = [
+        (
+            lambda x: detloss.varifocal_loss(x, iou, gamma=2.0, reduction="none"),
+            lambda x: _mmdet_varifocal(x, iou, True),
+        ),
+        (
+            lambda x: detloss.varifocal_loss(x, iou, iou_weighted=False, reduction="none"),
+            lambda x: _mmdet_varifocal(x, iou, False),
+        ),
+        (
+            lambda x: detloss.quality_focal_loss(x, iou, beta=param, reduction="none"),
+            lambda x: _mmdet_quality(x, iou, param),
+        ),
+        (
+            lambda x: detloss.distribution_focal_loss(x, distances, reduction="none"),
+            lambda x: _mmdet_dfl(x, distances),
+        ),
+    ]
+    for ours, reference in checks:
+        x = logits.clone().requires_grad_(True)
+        ref_x = logits.clone().requires_grad_(True)
+        value, ref_value = ours(x), reference(ref_x)
+        torch.testing.assert_close(value, ref_value)
+        upstream = torch.rand_like(value)
+        (value * upstream).sum().backward()
+        (ref_value * upstream).sum().backward()
+        torch.testing.assert_close(x.grad, ref_x.grad)
+
+
+def test_hand_computed_values() -> None:
+    # Varifocal at x = 0: q = 0.5 -> 0.5 * BCE(0, 0.5) = 0.5 ln 2; q = 0 -> 0.75 * 0.5^2 * ln 2.
+    vfl = detloss.varifocal_loss(torch.zeros(1, 2), torch.tensor([[0.5, 0.0]]), reduction="none")
+    torch.testing.assert_close(vfl, torch.tensor([[0.5 * LN2, 0.75 * 0.25 * LN2]]))
+    # QFL at x = 0: q = 0.5 gives |0.5 - 0.5|^2 = 0; q = 0 gives 0.25 ln 2; row sum.
+    qfl = detloss.quality_focal_loss(torch.zeros(1, 2), torch.tensor([[0.5, 0.0]]))
+    torch.testing.assert_close(qfl, torch.tensor(0.25 * LN2))
+    # DFL over 3 equal bins: -(0.75 ln 1/3 + 0.25 ln 1/3) = ln 3 for y = 0.25.
+    dfl = detloss.distribution_focal_loss(torch.zeros(1, 3), torch.tensor([0.25]))
+    torch.testing.assert_close(dfl, torch.tensor(math.log(3.0)))
+
+
+def test_quality_label_score_tuple_equals_dense_targets() -> None:
+    logits, labels, one_hot = _random()
+    scores = torch.rand(40, dtype=torch.float64)
+    torch.testing.assert_close(
+        detloss.quality_focal_loss(logits, labels, scores, reduction="none"),
+        detloss.quality_focal_loss(logits, one_hot * scores[:, None], reduction="none"),
+        rtol=0,
+        atol=0,
+    )
+
+
+def test_dfl_last_bin_and_clamping() -> None:
+    logits, _, _ = _random()
+    # y = n puts all mass on the last bin: the cross-entropy of bin n; beyond [0, n] is clamped.
+    last = torch.full((40,), 5.0, dtype=torch.float64)
+    torch.testing.assert_close(
+        detloss.distribution_focal_loss(logits, last, reduction="none"),
+        F.cross_entropy(logits, last.long(), reduction="none"),
+    )
+    torch.testing.assert_close(
+        detloss.distribution_focal_loss(logits, last + 3, reduction="none"),
+        detloss.distribution_focal_loss(logits, last, reduction="none"),
+    )
+    torch.testing.assert_close(
+        detloss.distribution_focal_loss(logits, -last, reduction="none"),
+        F.cross_entropy(logits, torch.zeros(40, dtype=torch.long), reduction="none"),
+    )
+
+
+def test_targets_receive_no_gradient() -> None:
+    logits, labels, one_hot = _random()
+    iou = (one_hot * 0.7).requires_grad_(True)
+    soft = torch.rand(40, 6, dtype=torch.float64, requires_grad=True)
+    scores = torch.rand(40, dtype=torch.float64, requires_grad=True)
+    distances = (torch.rand(40, dtype=torch.float64) * 5).requires_grad_(True)
+    losses = [
+        detloss.varifocal_loss(logits, iou),
+        detloss.quality_focal_loss(logits, iou),
+        detloss.quality_focal_loss(logits, labels, scores),
+        detloss.distribution_focal_loss(logits, distances),
+        detloss.sigmoid_focal_loss(logits, soft),
+        detloss.sigmoid_focal_loss(logits, soft, gamma=0.0),
+        detloss.sigmoid_focal_loss_star(logits, soft),
+    ]
+    for loss in losses:
+        assert not loss.requires_grad
+
+
+# --- precision ---------------------------------------------------------------------------------
+
+
+def _varifocal64(x: torch.Tensor, q: torch.Tensor, gamma: float, iou_weighted: bool):
+    q64 = q.double()
+    positive = (q64 if iou_weighted else 1.0) * bce64(x, q)
+    return torch.where(q > 0, positive, 0.75 * sigmoid64(x) ** gamma * softplus64(x))
+
+
+def _prob_error64(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    q64 = q.double()
+    return (1 - q64) * sigmoid64(x) - q64 * sigmoid64(-x)
+
+
+@pytest.mark.parametrize("gamma", [0.5, 1.0, 2.0, 3.0])
+@pytest.mark.parametrize("iou_weighted", [True, False])
+def test_varifocal_is_within_a_few_ulp_of_the_exact_value(gamma: float, iou_weighted: bool) -> None:
+    x, q = _grid([0.0, 1.0, 0.5, 0.3, 0.999])
+    x = x.requires_grad_(True)
+    loss = detloss.varifocal_loss(x, q, 0.75, gamma, iou_weighted, reduction="none")
+    (grad,) = torch.autograd.grad(loss.sum(), x)
+    assert torch.isfinite(loss).all()
+    assert torch.isfinite(grad).all()
+    exact = _varifocal64(x.detach(), q, gamma, iou_weighted)
+    assert ulp_error(loss, exact, torch.float32).max() <= gfl_ulp(gamma)
+
+
+@pytest.mark.parametrize("beta", [0.5, 1.0, 2.0, 3.0])
+def test_quality_focal_is_within_a_few_ulp_of_the_exact_value(beta: float) -> None:
+    x, q = _grid([0.0, 1.0, 0.5, 0.3, 0.999])
+    x = x.requires_grad_(True)
+    loss = detloss.quality_focal_loss(x, q, beta=beta, reduction="none")
+    (grad,) = torch.autograd.grad(loss.sum(), x)
+    assert torch.isfinite(loss).all()
+    assert torch.isfinite(grad[(q == 0) | (q == 1)]).all()
+    d = _prob_error64(x.detach(), q).abs().squeeze(1)
+    exact = d**beta * bce64(x.detach(), q).squeeze(1)
+    error = ulp_error(loss, exact, torch.float32)
+    hard = ((q == 0) | (q == 1)).squeeze(1)
+    assert error[hard].max() <= gfl_ulp(beta)
+    # Soft targets: |p - q| cancels near p = q; its float32 inputs carry 2^-24 each, which the
+    # power amplifies by beta / |p - q|.
+    conditioning = beta * 2**-22 / d / 2**-24
+    assert (error <= gfl_ulp(beta) + conditioning)[~hard].all()
+
+
+@given(
+    logits=st.lists(st.floats(-100, 100, width=32), min_size=1, max_size=16),
+    hard=st.lists(st.booleans(), min_size=16, max_size=16),
+    gamma=st.sampled_from([1.0, 2.0, 3.0]),
+)
+def test_varifocal_and_quality_precision_property(
+    logits: list[float], hard: list[bool], gamma: float
+) -> None:
+    x = torch.tensor(logits).unsqueeze(1)
+    q = torch.tensor([1.0 if h else 0.0 for h in hard[: len(logits)]]).unsqueeze(1)
+    vfl = detloss.varifocal_loss(x, q, 0.75, gamma, reduction="none")
+    assert ulp_error(vfl, _varifocal64(x, q, gamma, True), torch.float32).max() <= gfl_ulp(gamma)
+    qfl = detloss.quality_focal_loss(x, q, beta=gamma, reduction="none")
+    exact = (_prob_error64(x, q).abs() ** gamma * bce64(x, q)).squeeze(1)
+    assert ulp_error(qfl, exact, torch.float32).max() <= gfl_ulp(gamma)
+
+
+# --- the hand-written derivatives against autograd of the same formulas ---------------------------
+
+DEGENERATE_LOGITS = [-1e4, -100.0, -20.0, -1.0, -1e-3, 0.0, 1e-3, 1.0, 20.0, 100.0, 1e4]
+
+
+def _degenerate_inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Logits (degenerate and random) against targets 0, 1, 0.5 and random, float64."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat(
+        [
+            torch.tensor(DEGENERATE_LOGITS, dtype=torch.float64),
+            torch.randn(40, generator=g, dtype=torch.float64) * 5,
+        ]
+    )
+    n = x.numel()
+    x = x.repeat(4)
+    q = torch.cat(
+        [torch.zeros(n), torch.ones(n), torch.full((n,), 0.5), torch.rand(n, generator=g)]
+    ).double()
+    upstream = torch.rand(x.shape, generator=g, dtype=torch.float64) + 0.5
+    return x, q, upstream
+
+
+def _compare(fast_fn, formula, x, q, upstream) -> None:
+    fast_x = x.clone().requires_grad_(True)
+    fast = fast_fn(fast_x, q)
+    (fast_grad,) = torch.autograd.grad((fast * upstream).sum(), fast_x)
+    ref_x = x.clone().requires_grad_(True)
+    ref = formula(ref_x, q)
+    (ref_grad,) = torch.autograd.grad((ref * upstream).sum(), ref_x)
+    is_hard = (q == 0) | (q == 1)
+    torch.testing.assert_close(fast[is_hard], ref[is_hard], rtol=1e-13, atol=0)
+    # |s - q| cancels near s = q: its rounding differs between the two formulas
+    torch.testing.assert_close(fast[~is_hard], ref[~is_hard], rtol=1e-13, atol=1e-15)
+    assert torch.isfinite(fast_grad).all()
+    # autograd's |d|**beta (s**gamma) has an infinite derivative at 0 for an exponent < 1, where
+    # the limit is 0; elsewhere the two agree, and at the zero of a soft target's derivative to
+    # an absolute 1e-14.
+    finite = torch.isfinite(ref_grad)
+    assert finite.sum() >= x.numel() - 8
+    hard = finite & ((q == 0) | (q == 1))
+    torch.testing.assert_close(fast_grad[hard], ref_grad[hard], rtol=1e-12, atol=1e-300)
+    soft = finite & ~hard
+    torch.testing.assert_close(fast_grad[soft], ref_grad[soft], rtol=1e-12, atol=1e-14)
+    assert (fast_grad[~finite] == 0).all()
+
+
+@pytest.mark.parametrize("gamma", [0.5, 1.0, 2.0, 3.0])
+@pytest.mark.parametrize("iou_weighted", [True, False])
+def test_fast_varifocal_equals_autograd_of_its_formula(gamma: float, iou_weighted: bool) -> None:
+    x, q, upstream = _degenerate_inputs()
+    _compare(
+        lambda x, q: Varifocal.apply(x, q, 0.75, gamma, iou_weighted),
+        lambda x, q: formulas.varifocal(x, q, 0.75, gamma, iou_weighted),
+        x,
+        q,
+        upstream,
+    )
+
+
+@pytest.mark.parametrize("beta", [0.5, 1.0, 2.0, 3.0])
+def test_fast_quality_focal_equals_autograd_of_its_formula(beta: float) -> None:
+    x, q, upstream = _degenerate_inputs()
+    _compare(
+        lambda x, q: QualityFocal.apply(x, q, beta),
+        lambda x, q: formulas.quality_focal(x, q, beta),
+        x,
+        q,
+        upstream,
+    )
+
+
+@pytest.mark.parametrize("exponent", [0.5, 2.0])
+def test_gradients_are_finite_up_to_the_largest_logits(exponent: float) -> None:
+    x, q = _grid([0.0, 1.0, 0.5])
+    x = torch.cat([x, torch.tensor([[3.4e38], [-3.4e38]])])
+    q = torch.cat([q, torch.tensor([[0.0], [1.0]])])
+    for loss_fn in (
+        lambda x: detloss.varifocal_loss(x, q, gamma=exponent, reduction="sum"),
+        lambda x: detloss.quality_focal_loss(x, q, beta=exponent, reduction="sum"),
+    ):
+        x = x.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(loss_fn(x), x)
+        assert torch.isfinite(grad).all()
+
+
+def test_fast_losses_save_only_their_derivative() -> None:
+    logits, labels, one_hot = _random()
+    x = logits.requires_grad_(True)
+    scores = torch.rand(40, dtype=torch.float64)
+    for call in (
+        lambda: detloss.varifocal_loss(x, one_hot * 0.6, reduction="none"),
+        lambda: detloss.quality_focal_loss(x, labels, scores, reduction="none"),
+    ):
+        saved: list[torch.Tensor] = []
+        with torch.autograd.graph.saved_tensors_hooks(_recorder(saved), _identity):
+            loss = call()
+        assert [tuple(t.shape) for t in saved] == [tuple(x.shape)]
+        (grad,) = torch.autograd.grad(loss.sum(), x)
+        torch.testing.assert_close(grad, saved[0])
+
+
+def _recorder(saved: list[torch.Tensor]):
+    """A pack hook that records every tensor autograd saves."""
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        saved.append(tensor)
+        return tensor
+
+    return pack
+
+
+def _identity(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor
