@@ -63,7 +63,7 @@ real = st.one_of(nonnegative, positive.map(lambda v: -v))
 fraction = st.sampled_from([0.0, 1e-300, 1e-30, 1e-7, 0.5, 1 - 1e-7, 1.0])
 at_least_one = st.one_of(st.just(1.0), positive.map(lambda v: 1.0 + v))
 _BOX = {"eps": positive, "relative_eps": st.booleans()}
-# Known (detloss/classification.py): focal, FL*, varifocal and quality focal accept exponents
+# Known (the classification losses): focal, FL*, varifocal and quality focal accept exponents
 # beyond float32's range (1e39: RuntimeError from PyTorch, 1e300: NaN), and compute p**gamma from
 # p = sigmoid(x) rounded to 1 in float32 above x = 17, so that above gamma = 1e5 the factor (and a
 # float16 gradient) can be far too large (gamma = 7e9: 1 instead of 0.003). Drawn up to 1e4 until

@@ -76,6 +76,8 @@ def prepare_pair(pred: object, target: object) -> tuple[Tensor, Tensor]:
     """Check a (pred, target) pair of equal shapes and cast both to the compute dtype."""
     pred_t = check_floating(pred, "pred")
     target_t = check_tensor(target, "target")
+    if target_t.dtype.is_complex:
+        raise TypeError(f"target must be a real tensor, got dtype {target_t.dtype}")
     check_same_shape(pred_t, target_t)
     dtype = compute_dtype(pred_t, target_t)
     return pred_t.to(dtype), target_t.to(dtype)

@@ -67,6 +67,20 @@ def _height_width(value: object, name: str) -> tuple[float, float] | None:
     return None
 
 
+def _constant_where(flat: Tensor, value: Tensor) -> Tensor:
+    """``value``, a constant for the gradient where ``flat`` (a degenerate proposal's axis)."""
+    return torch.where(flat, value.detach(), value)
+
+
+def _offset(shift: Tensor, half: Tensor, flat: Tensor) -> Tensor:
+    """``shift / half`` (half a centre offset over half a proposal's size), a constant where
+    ``flat``. The backward of a division forms ``(shift / half) / half``: over a safe denominator
+    there, it overflows only with the gradient itself (a product with the reciprocal would form
+    ``gradient * shift`` first, which overflows for huge proposals)."""
+    safe = torch.where(flat, 1.0, half)
+    return torch.where(flat, (shift / half).detach(), shift / safe)
+
+
 MaxShape: TypeAlias = Sequence[float] | Sequence[Sequence[float]] | Tensor
 
 
@@ -210,22 +224,16 @@ class DeltaXYWHCoder:
         p, g, _ = _prepare_boxes(proposals, gt, self.box_format, False, ("proposals", "gt"))
         px, py, pw, ph = self._centre_half_size(p)
         gx, gy, gw, gh = self._centre_half_size(g)
-        # times the reciprocal: the backward of a division forms (offset / w) / w, which
-        # overflows for a degenerate proposal even where no gradient flows
-        deltas = (
-            (gx * 0.5 - px * 0.5) * pw.reciprocal(),
-            (gy * 0.5 - py * 0.5) * ph.reciprocal(),
-            torch.log(gw) - torch.log(pw),
-            torch.log(gh) - torch.log(ph),
-        )
         floor = self.min_size * 0.5
-        degenerate = (pw <= floor, ph <= floor, pw <= floor, ph <= floor)
+        flat_x, flat_y = pw <= floor, ph <= floor
+        deltas = (
+            _offset(gx * 0.5 - px * 0.5, pw, flat_x),
+            _offset(gy * 0.5 - py * 0.5, ph, flat_y),
+            _constant_where(flat_x, torch.log(gw) - torch.log(pw)),
+            _constant_where(flat_y, torch.log(gh) - torch.log(ph)),
+        )
         return torch.stack(
-            [
-                (torch.where(flat, d.detach(), d) - m) / s
-                for d, flat, m, s in zip(deltas, degenerate, self.means, self.stds, strict=True)
-            ],
-            dim=-1,
+            [(d - m) / s for d, m, s in zip(deltas, self.means, self.stds, strict=True)], dim=-1
         )
 
     def decode(
@@ -260,7 +268,10 @@ class DeltaXYWHCoder:
         px, py, half_w, half_h = self._centre_half_size(p_t.to(dtype))
         dx, dy, dw, dh = d_t.to(dtype).unbind(-1)
         (mx, my, mw, mh), (sx, sy, sw, sh) = self.means, self.stds
-        shift_x, shift_y = (dx * sx + mx) * (half_w * 2), (dy * sy + my) * (half_h * 2)
+        # (delta * std + mean) * size, grouped so that a huge delta meets the small std * size
+        size_w, size_h = half_w * 2, half_h * 2
+        shift_x = torch.addcmul(size_w * mx, dx, size_w * sx)
+        shift_y = torch.addcmul(size_h * my, dy, size_h * sy)
         if self.add_ctr_clamp:
             shift_x = shift_x.clamp(-self.ctr_clamp, self.ctr_clamp)
             shift_y = shift_y.clamp(-self.ctr_clamp, self.ctr_clamp)
