@@ -3,6 +3,9 @@ operations: autograd of these is what each ``_fast`` Function is tested and benc
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -55,3 +58,15 @@ def softmax_focal(x: Tensor, labels: Tensor, alpha: float, gamma: float) -> Tens
 def distribution_focal(x: Tensor, bins: Tensor, weights: Tensor) -> Tensor:
     """``-sum_k w_k log softmax(x)[bin_k]`` per row."""
     return -(torch.log_softmax(x, 1).gather(1, bins) * weights).sum(1)
+
+
+@contextlib.contextmanager
+def recording_saved_tensors(saved: list[torch.Tensor]) -> Iterator[None]:
+    """Within the block, every tensor autograd saves for backward is appended to ``saved``."""
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        saved.append(tensor)
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        yield

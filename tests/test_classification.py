@@ -15,6 +15,7 @@ from torch._dynamo.testing import CompileCounter
 
 import detloss
 from tests.catalogue import CASES, LossCase
+from tests.formulas import recording_saved_tensors
 
 # import_module: the attribute detloss.cross_entropy is the function of the same name
 MODULES = tuple(
@@ -86,25 +87,13 @@ def test_fast_softmax_losses_save_only_the_logits(call) -> None:
     logits, labels, _ = _random()
     x = logits.requires_grad_(True)
     saved: list[torch.Tensor] = []
-    with torch.autograd.graph.saved_tensors_hooks(_recorder(saved), _identity):
+    with recording_saved_tensors(saved):
         loss = call(x, labels % 6)
     (grad,) = torch.autograd.grad(loss, x)
     assert torch.isfinite(grad).all()
     large = [t for t in saved if t.numel() >= x.numel()]
     assert len(large) == 1
     assert large[0] is x
-
-
-def _recorder(saved: list[torch.Tensor]):
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        saved.append(tensor)
-        return tensor
-
-    return pack
-
-
-def _identity(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor
 
 
 @pytest.mark.parametrize(

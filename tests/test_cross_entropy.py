@@ -13,6 +13,7 @@ import torch.nn.functional as F
 import detloss
 from detloss._fast.softmax import SoftmaxCrossEntropy
 from tests import formulas
+from tests.formulas import recording_saved_tensors
 
 
 def _random(n: int = 40, c: int = 6, seed: int = 0):
@@ -148,7 +149,7 @@ def test_fast_softmax_ce_saves_only_the_logits_and_survives_a_second_backward() 
     x = logits.float().requires_grad_(True)
     weights = [1.0, 2, 3, 4, 5, 6]
     saved: list[torch.Tensor] = []
-    with torch.autograd.graph.saved_tensors_hooks(_recorder(saved), _identity):
+    with recording_saved_tensors(saved):
         loss = detloss.cross_entropy(x, labels % 6, class_weight=weights)
     large = [t for t in saved if t.numel() >= x.numel()]
     assert len(large) == 1
@@ -160,17 +161,3 @@ def test_fast_softmax_ce_saves_only_the_logits_and_survives_a_second_backward() 
     (expected,) = torch.autograd.grad(reference / 40, ref_x)
     torch.testing.assert_close(first, expected)
     torch.testing.assert_close(second, expected)
-
-
-def _recorder(saved: list[torch.Tensor]):
-    """A pack hook that records every tensor autograd saves."""
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        saved.append(tensor)
-        return tensor
-
-    return pack
-
-
-def _identity(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor

@@ -18,6 +18,7 @@ import detloss
 from detloss._fast.sigmoid_focal import SigmoidFocal
 from detloss._fast.softmax import SoftmaxFocal
 from tests import formulas
+from tests.formulas import recording_saved_tensors
 from tests.logistic_reference import (
     alpha_t64,
     bce64,
@@ -350,7 +351,7 @@ def test_fast_sigmoid_focal_saves_only_its_derivative() -> None:
     logits, _, one_hot = _random()
     x = logits.requires_grad_(True)
     saved: list[torch.Tensor] = []
-    with torch.autograd.graph.saved_tensors_hooks(_recorder(saved), _identity):
+    with recording_saved_tensors(saved):
         loss = detloss.sigmoid_focal_loss(x, one_hot, reduction="none")
     assert [tuple(t.shape) for t in saved] == [tuple(x.shape)]
     (grad,) = torch.autograd.grad(loss.sum(), x)
@@ -376,17 +377,3 @@ def test_hand_computed_focal_values() -> None:
     torch.testing.assert_close(
         detloss.softmax_focal_loss(logits, torch.tensor([1])), torch.tensor(expected)
     )
-
-
-def _recorder(saved: list[torch.Tensor]):
-    """A pack hook that records every tensor autograd saves."""
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        saved.append(tensor)
-        return tensor
-
-    return pack
-
-
-def _identity(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor

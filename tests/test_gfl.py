@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import detloss
 from detloss._fast.gfl import QualityFocal, Varifocal
 from tests import formulas
+from tests.formulas import recording_saved_tensors
 from tests.logistic_reference import bce64, sigmoid64, softplus64, ulp_error
 
 LN2 = math.log(2.0)
@@ -317,22 +318,8 @@ def test_fast_losses_save_only_their_derivative() -> None:
         lambda: detloss.quality_focal_loss(x, labels, scores, reduction="none"),
     ):
         saved: list[torch.Tensor] = []
-        with torch.autograd.graph.saved_tensors_hooks(_recorder(saved), _identity):
+        with recording_saved_tensors(saved):
             loss = call()
         assert [tuple(t.shape) for t in saved] == [tuple(x.shape)]
         (grad,) = torch.autograd.grad(loss.sum(), x)
         torch.testing.assert_close(grad, saved[0])
-
-
-def _recorder(saved: list[torch.Tensor]):
-    """A pack hook that records every tensor autograd saves."""
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        saved.append(tensor)
-        return tensor
-
-    return pack
-
-
-def _identity(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor
