@@ -154,6 +154,7 @@ def test_normalised_coordinates_and_the_scale_free_option() -> None:
         (lambda x: detloss.balanced_l1_loss(x, x, alpha=1e-3), "gamma / alpha must be in"),
         (lambda x: detloss.balanced_l1_loss(x, x, alpha=0.01), "gamma / alpha must be in"),
         (lambda x: detloss.BalancedL1Loss(alpha=0.01), "gamma / alpha must be in"),
+        (lambda x: detloss.BalancedL1Loss(alpha=1e30), r"alpha / \(exp\(gamma / alpha\) - 1\)"),
         (
             lambda x: detloss.giou_loss(x, x, eps=1e-300),
             "eps must be a finite number >= 1.17549e-38",

@@ -355,6 +355,7 @@ def test_beta_of_the_wrong_type_is_a_type_error() -> None:
         (detloss.balanced_l1_loss, {"beta": 0.0}, "beta must be a finite number >= 1e-30"),
         (detloss.balanced_l1_loss, {"alpha": 1e-3}, r"gamma / alpha must be in \[1e-30, 80\]"),
         (detloss.balanced_l1_loss, {"alpha": 1e31}, r"gamma / alpha must be in \[1e-30, 80\]"),
+        (detloss.balanced_l1_loss, {"alpha": 1e16}, r"alpha / \(exp\(gamma / alpha\) - 1\)"),
         (detloss.balanced_l1_loss, {"alpha": -1.0}, "alpha must be a finite number > 0"),
         (detloss.balanced_l1_loss, {"gamma": 0.0}, "gamma must be a finite number > 0"),
     ],

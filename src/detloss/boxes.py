@@ -240,12 +240,14 @@ class _Pair(NamedTuple):
 
 def _in_units_of_s(p: _Corners, t: _Corners) -> tuple[_Corners, _Corners, Tensor]:
     """Both boxes (:func:`_halves`) relative to the enclosing box's top-left corner, divided by
-    ``s``, the enclosing box's larger side (both constants for the gradient): coordinates in
-    [0, 1]. Also ``r = 2 / s`` (detached)."""
+    ``s``, the enclosing box's larger side rounded up to a power of two (both constants for the
+    gradient): coordinates in [0, 1], and multiplied by an exact power of two, so that equal
+    differences of coordinates stay equal (the kinks of ``|w - w_gt|`` and the like are where
+    the raw coordinates put them). Also ``r = 2 / s`` (detached)."""
     p, t = _halves(p), _halves(t)
     lo_x, lo_y = _pair_min(p.x1, t.x1).detach(), _pair_min(p.y1, t.y1).detach()
     half_s = torch.maximum(_pair_max(p.x2, t.x2) - lo_x, _pair_max(p.y2, t.y2) - lo_y).detach()
-    r = half_s.clamp(min=torch.finfo(half_s.dtype).tiny).reciprocal()
+    r = torch.exp2(-torch.ceil(torch.log2(half_s.clamp(min=torch.finfo(half_s.dtype).tiny))))
     p, t = (
         _Corners((b.x1 - lo_x) * r, (b.y1 - lo_y) * r, (b.x2 - lo_x) * r, (b.y2 - lo_y) * r)
         for b in (p, t)

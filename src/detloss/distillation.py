@@ -23,9 +23,10 @@ from detloss.reduction import weight_reduce_loss
 
 
 def check_temperature(T: object) -> float:  # noqa: N803 - mmdetection's name
-    """``T`` in [1, 1e15]: at least 1 (mmdetection), so that ``logits / T`` cannot overflow, and
-    ``T^2`` within float32's range."""
-    return check_number(T, "T", low=1.0, strict=False, high=1e15)
+    """``T`` in [1, 1e4]: at least 1 (mmdetection), so that ``logits / T`` cannot overflow, and at
+    most 1e4, where ``T^2`` times the float32 rounding of the log-probabilities stays below the
+    loss's own scale (mmdetection's detectors use 10)."""
+    return check_number(T, "T", low=1.0, strict=False, high=1e4)
 
 
 def knowledge_distillation_kl_div_loss(
@@ -43,7 +44,7 @@ def knowledge_distillation_kl_div_loss(
     Args:
         pred: student logits ``(N, C)``.
         soft_label: teacher logits ``(N, C)``.
-        T: temperature, in [1, 1e15] (``>= 1`` as mmdetection's module).
+        T: temperature, in [1, 1e4] (``>= 1`` as mmdetection's module).
         detach_target: treat the teacher's distribution as a constant (default, mmdetection's).
         weight, reduction, avg_factor: see :func:`detloss.reduction.weight_reduce_loss`.
 

@@ -26,6 +26,8 @@ SIGMA_RANGE: tuple[float, float] = (1e-150, 1e150)
 BALANCED_L1_RATIO_RANGE: tuple[float, float] = (1e-30, 80.0)
 """Balanced L1's ``gamma / alpha``: ``b = exp(gamma / alpha) - 1`` and ``1 / b`` stay finite and
 non-zero in float32."""
+BALANCED_L1_SLOPE_MAX = 1e30
+"""Balanced L1's largest ``alpha / b``: the gradient passes through ``alpha / b * log(...)``."""
 BALANCED_L1_BETA_RANGE: tuple[float, float] = (1e-30, 1e30)
 
 
@@ -61,8 +63,9 @@ def _smooth_l1(pred: Tensor, target: Tensor, beta: float) -> Tensor:
 
 
 def check_balanced_l1(alpha: float, gamma: float, beta: float) -> tuple[float, float, float]:
-    """Balanced L1's ``alpha, gamma > 0`` with ``gamma / alpha`` in :data:`BALANCED_L1_RATIO_RANGE`
-    and ``beta`` in :data:`BALANCED_L1_BETA_RANGE`; ``ValueError`` otherwise."""
+    """Balanced L1's ``alpha, gamma > 0`` with ``gamma / alpha`` in :data:`BALANCED_L1_RATIO_RANGE`,
+    ``alpha / b`` at most :data:`BALANCED_L1_SLOPE_MAX` and ``beta`` in
+    :data:`BALANCED_L1_BETA_RANGE`; ``ValueError`` otherwise."""
     a = check_number(alpha, "alpha", low=0.0, strict=True)
     g = check_number(gamma, "gamma", low=0.0, strict=True)
     low, high = BALANCED_L1_BETA_RANGE
@@ -72,6 +75,11 @@ def check_balanced_l1(alpha: float, gamma: float, beta: float) -> tuple[float, f
         raise ValueError(
             f"gamma / alpha must be in [{low:g}, {high:g}] (b = exp(gamma / alpha) - 1 and 1 / b "
             f"must be finite in float32), got gamma={gamma!r}, alpha={alpha!r}"
+        )
+    if a / math.expm1(g / a) > BALANCED_L1_SLOPE_MAX:
+        raise ValueError(
+            f"alpha / (exp(gamma / alpha) - 1) must be <= {BALANCED_L1_SLOPE_MAX:g} (roughly "
+            f"alpha^2 / gamma for large alpha), got gamma={gamma!r}, alpha={alpha!r}"
         )
     return a, g, b
 
@@ -193,8 +201,8 @@ def balanced_l1_loss(
     The constant ``gamma/b - alpha*beta`` makes the two pieces meet at ``x = beta``. With the paper's
     ``beta = 1`` the gradient is ``alpha * log(b*x + 1)`` inside (promoting small, inlier residuals)
     and ``gamma`` outside. Parameters: ``alpha > 0``, ``gamma > 0``, ``gamma / alpha`` in
-    [1e-30, 80] (so that ``b`` and ``1 / b`` are finite in float32; the default is 3), ``beta`` in
-    [1e-30, 1e30]; defaults and formula as the paper and mmdetection's ``BalancedL1Loss`` (whose
+    [1e-30, 80] (so that ``b`` and ``1 / b`` are finite in float32; the default is 3),
+    ``alpha / b <= 1e30`` (about ``alpha <= 1e15 sqrt(gamma)``), ``beta`` in [1e-30, 1e30]; defaults and formula as the paper and mmdetection's ``BalancedL1Loss`` (whose
     formula, for ``beta != 1``, is slightly negative near ``x = 0``; detloss reproduces it rather
     than changing the numbers).
     """
