@@ -200,9 +200,11 @@ def weight_for(data: st.DataObject, shape: torch.Size, per_coordinate: bool) -> 
         "coordinate": (*shape, 4),
     }[kind]
     dtype = data.draw(st.sampled_from([torch.float32, torch.float64]), label="weight dtype")
-    w = torch.rand(w_shape, dtype=torch.float64) * data.draw(magnitudes(torch.float32))
+    g = torch.Generator().manual_seed(data.draw(st.integers(0, 2**16), label="weight seed"))
+    w = torch.rand(w_shape, generator=g, dtype=torch.float64)
+    w = w * data.draw(magnitudes(torch.float32))
     if data.draw(st.booleans(), label="zeros in the weight"):
-        w = w.masked_fill(torch.rand(w_shape) < 0.3, 0.0)
+        w = w.masked_fill(torch.rand(w_shape, generator=g) < 0.3, 0.0)
     return w.to(dtype)
 
 

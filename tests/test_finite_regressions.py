@@ -108,6 +108,24 @@ def test_huge_boxes_give_the_values_of_small_ones(scale: float) -> None:
     torch.testing.assert_close(iou, torch.tensor([[-0.25]]))
 
 
+@pytest.mark.parametrize("fn", BOX_LOSSES)
+def test_tiny_pairs_with_relative_eps_have_finite_gradients(fn) -> None:
+    # a point 1e-35 from the origin and a 1e-38 target: 1 / s and 1 / eps together exceed float32
+    pred = torch.tensor([[0.0, 9.3e-36, 0.0, 9.3e-36]])
+    target = torch.tensor([[6.1e-38, 3.8e-38, 7.3e-38, 5.7e-38]])
+    _, grad = _gradient(fn, pred, target, relative_eps=True)
+    _, exact = _gradient(fn, pred.double(), target.double(), relative_eps=True)
+    assert torch.isfinite(grad).all()
+    torch.testing.assert_close(grad.double(), exact, rtol=1e-3, atol=0)
+
+
+def test_per_coordinate_weights_near_the_top_of_float32() -> None:
+    pred, target = torch.tensor([[0.0, 0.0, 10.0, 10.0]]), torch.tensor([[1.0, 1.0, 11.0, 12.0]])
+    for fn in BOX_LOSSES:
+        weighted = fn(pred, target, weight=torch.full((1, 4), 1e38), reduction="sum")
+        torch.testing.assert_close(weighted, fn(pred, target) * 1e38, msg=fn.__name__)
+
+
 def test_sigmoid_focal_gradient_at_huge_logits() -> None:
     _, grad = _gradient(detloss.sigmoid_focal_loss, torch.tensor([[3e38]]), torch.tensor([[0.0]]))
     assert torch.isfinite(grad).all()

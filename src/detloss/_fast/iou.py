@@ -7,8 +7,8 @@ replays twice as many in the backward; here the forward works on one contiguous 
 halved coordinate, mostly in place, shares the intermediates of value and gradient, and the
 backward is one multiplication (``docs/benchmarks.md`` has the measured difference). As in
 :func:`detloss.boxes._pair`, lengths are divided by the larger side of the pair's enclosing box
-and ``eps`` by its square, and every partial derivative carries the ``1 / s`` back to the
-coordinates, so nothing overflows for any finite boxes. Only the prediction is
+and ``eps`` by its square; the gradient is taken with respect to these lengths and multiplied
+by ``1 / s`` last, so nothing overflows for any finite boxes. Only the prediction is
 differentiated this way: when the target requires a gradient too, the autograd formula runs. The
 backward is not itself differentiable.
 """
@@ -151,7 +151,7 @@ def _value_and_gradient(
     relative_eps: bool,
 ) -> tuple[Tensor, Tensor]:
     """The kind's value of each pair ``(...)`` and its gradient with respect to ``pred`` in
-    ``box_format``, coordinate-major ``(4, ...)`` (contiguous writes; formulas:
+    ``box_format``, ``(..., 4)`` (formulas:
     :func:`detloss.box_iou`, computed as :func:`boxes._pair` does)."""
     px1, py1, px2, py2 = _half_columns(pred, box_format)
     tx1, ty1, tx2, ty2 = _half_columns(target, box_format)
@@ -162,8 +162,9 @@ def _value_and_gradient(
     union_eps = union + eps_area
     iou = inter / union_eps
     # IoU = I / (U + eps) with U = A + A_gt - I: d/dI = (1 + IoU) / (U + eps), d/dA = -IoU / (U + eps)
-    # (each partial derivative carries d(length / s) / d(coordinate) = 1 / s); 0 where U = 0
-    inv = _positive(union).mul_(scale).div_(union_eps)
+    # (0 where U = 0); partial derivatives by lengths in units of s: d(length / s) / d(coordinate)
+    # = 1 / s multiplies the coordinates' gradient last (1 / (s (U + eps)) alone can overflow)
+    inv = _positive(union).div_(union_eps)
     zero = inv.new_zeros(())
     by_inter = torch.addcmul(inv, iou, inv)
     by_area = torch.addcmul(zero, iou, inv, value=-1)
@@ -175,7 +176,7 @@ def _value_and_gradient(
         enclose = x.enclose * y.enclose
         enclose_eps = enclose + eps_area
         value = iou - (enclose - union).div_(enclose_eps)  # 0 where C = 0 (then U = 0)
-        enclose_inv = _positive(enclose).mul_(scale).div_(enclose_eps)
+        enclose_inv = _positive(enclose).div_(enclose_eps)
         by_inter.sub_(enclose_inv)
         by_area.add_(enclose_inv)
         by_c = torch.addcmul(zero, union_eps, enclose_inv, value=-1).div_(enclose_eps)
@@ -187,7 +188,7 @@ def _value_and_gradient(
         diag = torch.addcmul(x.enclose * x.enclose, y.enclose, y.enclose).add_(eps_area)
         distance = torch.addcmul(x.offset * x.offset, y.offset, y.offset).div_(diag)
         value = iou - distance
-        twice = torch.div(scale, diag).mul_(2)
+        twice = torch.reciprocal(diag).mul_(2)
         by_offset = (
             torch.addcmul(zero, x.offset, twice, value=-1),
             torch.addcmul(zero, y.offset, twice, value=-1),
@@ -205,7 +206,7 @@ def _value_and_gradient(
         alpha = boxes._ciou_alpha(v, iou, eps, alpha_gate)
         value = value - alpha * v
         # d angle / d(w, h) = (-(den h_gt + num w_gt), den w_gt - num h_gt) / (num^2 + den^2)
-        k = (angle * (2 * _FOUR_OVER_PI_SQUARED)).mul_(alpha).mul_(scale)
+        k = (angle * (2 * _FOUR_OVER_PI_SQUARED)).mul_(alpha)
         k.div_(torch.addcmul(num * num, den, den))
         by_size[0].addcmul_(k, torch.addcmul(den * h_gt, num, w_gt))
         by_size[1].addcmul_(k, torch.addcmul(den * w_gt, num, h_gt, value=-1), value=-1)
@@ -220,7 +221,10 @@ def _value_and_gradient(
             strict=True,
         )
     )
-    return value, torch.stack(_format_gradient(d_x1, d_y1, d_x2, d_y2, box_format), dim=-1)
+    grad = value.new_empty((*value.shape, 4))
+    for i, d in enumerate(_format_gradient(d_x1, d_y1, d_x2, d_y2, box_format)):
+        torch.mul(d, scale, out=grad[..., i])
+    return value, grad
 
 
 def _format_gradient(
