@@ -110,7 +110,7 @@ PARAMETERS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     "quality_focal_loss": {"beta": _exponent},
     "focal_loss_with_prob": {"alpha": st.one_of(st.none(), fraction), "gamma": _exponent},
     "quality_focal_loss_with_prob": {"beta": _exponent},
-    "distribution_focal_loss": {},
+    "distribution_focal_loss": {"max_target": nonnegative},
 }
 """Per public loss, the parameters drawn at extreme values (every catalogued loss is listed)."""
 

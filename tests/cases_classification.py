@@ -53,6 +53,12 @@ def _distances(n: int, dtype: torch.dtype, g: torch.Generator) -> tuple[Tensor, 
     return logits, (torch.rand(n, generator=g, dtype=torch.float64) * 7).to(dtype)
 
 
+def _side_distances(n: int, dtype: torch.dtype, g: torch.Generator) -> tuple[Tensor, ...]:
+    """Four distances per row (a box's sides), some beyond the clamp at 6.99."""
+    logits = (torch.randn(n, 4, 8, generator=g, dtype=torch.float64) * 3).to(dtype)
+    return logits, (torch.rand(n, 4, generator=g, dtype=torch.float64) * 7.5).to(dtype)
+
+
 def _probabilities(n: int, dtype: torch.dtype, g: torch.Generator) -> tuple[Tensor, ...]:
     logits, targets = _soft(n, dtype, g)
     return logits.double().sigmoid().clamp(0.01, 0.99).to(dtype), targets
@@ -97,4 +103,10 @@ CLASSIFICATION_CASES = [
     LossCase("quality_focal_dense", detloss.quality_focal_loss, _soft),
     LossCase("quality_focal_label_score", detloss.quality_focal_loss, _label_score),
     LossCase("distribution_focal", detloss.distribution_focal_loss, _distances),
+    LossCase(
+        "distribution_focal_sides",
+        detloss.distribution_focal_loss,
+        _side_distances,
+        {"max_target": 6.99},
+    ),
 ]

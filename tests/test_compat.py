@@ -316,6 +316,176 @@ def test_ultralytics_focal_loss(shape: tuple[int, ...], gamma: float, alpha: flo
         ul.FocalLoss(gamma=-1.0)
 
 
+def _vfl_inputs(shape: tuple[int, ...], seed: int) -> tuple[Tensor, Tensor, Tensor]:
+    """RT-DETR's inputs: logits, one-hot int64 labels and ``gt_score = IoU * label``, with some
+    matched queries at IoU 0."""
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(*shape, generator=g, dtype=torch.float64) * 3
+    label = (torch.rand(*shape, generator=g) < 0.3).long()
+    iou = torch.rand(*shape, generator=g, dtype=torch.float64)
+    iou = iou * (torch.rand(*shape, generator=g) < 0.8)
+    return logits, iou * label, label
+
+
+def _ultralytics_varifocal(x: Tensor, score: Tensor, label: Tensor, alpha: float, gamma: float):
+    """ultralytics' VarifocalLoss: the element weight ``alpha p**gamma (1 - label) + score label``
+    formed in the logits' precision, times the binary cross-entropy of ``score`` in float32 (in
+    float64 here for float64 logits), ``.mean(1).sum()``."""
+    weight = alpha * torch.sigmoid(x) ** gamma * (1 - label) + score * label
+    compute = torch.float64 if x.dtype == torch.float64 else torch.float32
+    bce = F.binary_cross_entropy_with_logits(x.to(compute), score.to(compute), reduction="none")
+    return (bce * weight).mean(1).sum()
+
+
+def _ultralytics_dfl(pred_dist: Tensor, target: Tensor, reg_max: int) -> Tensor:
+    """ultralytics' DFLoss: the cross-entropy against the two-bin soft target of each distance
+    clamped to ``[0, reg_max - 1.01]``, averaged over the last dimension of ``target``."""
+    y = target.clamp(0, reg_max - 1.01)
+    left = y.floor()
+    soft = (
+        F.one_hot(left.long(), reg_max) * (left + 1 - y)[..., None]
+        + F.one_hot(left.long() + 1, reg_max) * (y - left)[..., None]
+    )
+    ce = F.cross_entropy(pred_dist, soft.reshape(-1, reg_max).to(pred_dist.dtype), reduction="none")
+    return ce.reshape(target.shape).mean(-1, keepdim=True)
+
+
+def test_ultralytics_vfl_and_dfl_signatures() -> None:
+    assert _signature(ul.VarifocalLoss) == [("gamma", 2.0), ("alpha", 0.75)]
+    assert _signature(ul.VarifocalLoss.forward)[1:] == [
+        ("pred_score", inspect.Parameter.empty),
+        ("gt_score", inspect.Parameter.empty),
+        ("label", inspect.Parameter.empty),
+    ]
+    assert _signature(ul.DFLoss) == [("reg_max", 16)]
+    assert _signature(ul.DFLoss.forward)[1:] == [
+        ("pred_dist", inspect.Parameter.empty),
+        ("target", inspect.Parameter.empty),
+    ]
+    assert ul.DFLoss(8).reg_max == 8
+    with pytest.raises(ValueError, match="alpha"):
+        ul.VarifocalLoss(alpha=-0.5)
+    with pytest.raises(ValueError, match="reg_max"):
+        ul.DFLoss(1)
+    with pytest.raises(TypeError, match="reg_max"):
+        ul.DFLoss(16.0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("shape", [(12, 5), (2, 10, 5)])
+@pytest.mark.parametrize(("gamma", "alpha"), [(2.0, 0.75), (1.5, 0.25)])
+def test_ultralytics_varifocal_loss(shape: tuple[int, ...], gamma: float, alpha: float) -> None:
+    x, score, label = _vfl_inputs(shape, 9)
+    assert ((label == 1) & (score == 0)).any()  # matched at IoU 0: weight 0 in ultralytics
+    ours_x, ref_x = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    module = ul.VarifocalLoss(gamma=gamma, alpha=alpha)
+    ours = module(ours_x, score, label)
+    ref = _ultralytics_varifocal(ref_x, score, label, alpha, gamma)
+    torch.testing.assert_close(ours, ref)
+    (ours_grad,) = torch.autograd.grad(ours, ours_x)
+    (ref_grad,) = torch.autograd.grad(ref, ref_x)
+    torch.testing.assert_close(ours_grad, ref_grad)
+    # bool labels are the same positives; float32 inputs give float32
+    torch.testing.assert_close(module(x, score, label.bool()), ref.detach())
+    single = module(x.float(), score.float(), label)
+    assert single.dtype == torch.float32
+    torch.testing.assert_close(single, ref.detach().float())
+    assert torch.autograd.gradcheck(
+        lambda x: module(x, score[:3], label[:3]), (x[:3].detach().requires_grad_(True),)
+    )
+
+
+def test_ultralytics_varifocal_half_precision_and_empty() -> None:
+    x, score, label = _vfl_inputs((2, 16, 5), 10)
+    half = x.half().requires_grad_(True)
+    loss = ul.VarifocalLoss()(half, score.half(), label)
+    assert loss.dtype == torch.float32  # ultralytics computes the loss in float32 too
+    # detloss forms the weight in float32: equal to the float32 computation of the half inputs,
+    # and within the rounding of ultralytics' float16 weight of its value.
+    as_float = ul.VarifocalLoss()(half.detach().float(), score.half().float(), label)
+    torch.testing.assert_close(loss, as_float)
+    torch.testing.assert_close(
+        loss,
+        _ultralytics_varifocal(half.detach(), score.half(), label, 0.75, 2.0),
+        rtol=2e-3,
+        atol=0,
+    )
+    loss.backward()
+    assert half.grad is not None
+    assert half.grad.dtype == torch.float16
+    assert torch.isfinite(half.grad).all()
+    # No queries (ultralytics: NaN) or no images: an exact zero connected to the graph.
+    for empty_shape in ((2, 0, 5), (0, 16, 5)):
+        empty = torch.zeros(empty_shape, requires_grad=True)
+        loss = ul.VarifocalLoss()(empty, torch.zeros(empty_shape), torch.zeros(empty_shape).long())
+        assert loss.item() == 0.0
+        loss.backward()
+        assert empty.grad is not None
+        assert empty.grad.shape == empty_shape
+
+
+@pytest.mark.parametrize("reg_max", [16, 5])
+def test_ultralytics_dfl(reg_max: int) -> None:
+    g = torch.Generator().manual_seed(11)
+    pred = torch.randn(12 * 4, reg_max, generator=g, dtype=torch.float64)
+    # distances inside, at the last bins and beyond (clamped to reg_max - 1.01), and negative
+    target = torch.rand(12, 4, generator=g, dtype=torch.float64) * (reg_max + 1) - 0.5
+    target[0] = torch.tensor([reg_max - 1.0, reg_max - 1.005, reg_max - 1.01, 0.0])
+    original = target.clone()
+    ours_pred, ref_pred = pred.clone().requires_grad_(True), pred.clone().requires_grad_(True)
+    ours = ul.DFLoss(reg_max)(ours_pred, target)
+    ref = _ultralytics_dfl(ref_pred, target, reg_max)
+    assert ours.shape == (12, 1)
+    torch.testing.assert_close(ours, ref)
+    upstream = torch.rand(12, 1, generator=g, dtype=torch.float64)
+    (ours_grad,) = torch.autograd.grad((ours * upstream).sum(), ours_pred)
+    (ref_grad,) = torch.autograd.grad((ref * upstream).sum(), ref_pred)
+    torch.testing.assert_close(ours_grad, ref_grad)
+    assert torch.equal(target, original)  # ultralytics clamps the caller's target in place
+    assert torch.autograd.gradcheck(
+        lambda p: ul.DFLoss(reg_max)(p, target[:2]), (pred[:8].detach().requires_grad_(True),)
+    )
+    # Any leading shape: (B, A, 4) gives (B, A, 1); a 1-D target is one row, shape (1,).
+    batched = ul.DFLoss(reg_max)(pred, target.reshape(3, 4, 4))
+    torch.testing.assert_close(batched, ref.detach().reshape(3, 4, 1))
+    torch.testing.assert_close(
+        ul.DFLoss(reg_max)(pred[:4], target[1]), _ultralytics_dfl(pred[:4], target[1], reg_max)
+    )
+
+
+def test_ultralytics_dfl_in_bbox_loss_half_precision_and_empty() -> None:
+    g = torch.Generator().manual_seed(12)
+    pred = torch.randn(20 * 4, 16, generator=g)
+    target = torch.rand(20, 4, generator=g) * 16
+    weight = torch.rand(20, 1, generator=g)
+    scores_sum = torch.tensor(7.5)
+    # BboxLoss's DFL term: (DFLoss(pred, target) * weight).sum() / target_scores_sum, one call of
+    # detloss's function with rows of four distances.
+    bbox_term = (ul.DFLoss(16)(pred, target) * weight).sum() / scores_sum
+    torch.testing.assert_close(
+        detloss.distribution_focal_loss(
+            pred.reshape(20, 4, 16),
+            target,
+            max_target=16 - 1.01,
+            weight=weight.squeeze(1),
+            avg_factor=scores_sum,
+        ),
+        bbox_term,
+    )
+    half = pred.half().requires_grad_(True)
+    loss = ul.DFLoss(16)(half, target.half())
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(loss, ul.DFLoss(16)(half.detach().float(), target.half().float()))
+    loss.sum().backward()
+    assert half.grad is not None
+    assert half.grad.dtype == torch.float16
+    empty = torch.zeros(0, 16, requires_grad=True)
+    loss = ul.DFLoss(16)(empty, torch.zeros(0, 4))
+    assert loss.shape == (0, 1)
+    loss.sum().backward()
+    assert empty.grad is not None
+    assert empty.grad.shape == (0, 16)
+
+
 def test_compat_modules_are_pure_mappings() -> None:
     # Every public function forwards to one detloss function: its body is a single return of a
     # call (ultralytics' bbox_iou adds only the trailing dimension).

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
+from torch._dynamo.testing import CompileCounter
 
 import detloss
 from detloss._fast.gfl import QualityFocal, Varifocal
@@ -323,3 +324,147 @@ def test_fast_losses_save_only_their_derivative() -> None:
         assert [tuple(t.shape) for t in saved] == [tuple(x.shape)]
         (grad,) = torch.autograd.grad(loss.sum(), x)
         torch.testing.assert_close(grad, saved[0])
+
+
+# --- varifocal positives given by a mask; distribution focal rows of k distances -----------------
+
+
+def _mask_inputs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Logits ``(30, 4)``, IoU targets and a positive mask that disagree in both ways: positives of
+    target 0 and negatives of a nonzero target."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(30, 4, generator=g, dtype=torch.float64) * 3
+    q = torch.rand(30, 4, generator=g, dtype=torch.float64) * (torch.rand(30, 4, generator=g) < 0.5)
+    positive = torch.rand(30, 4, generator=g) < 0.5
+    return x, q, positive
+
+
+def _varifocal_with_mask(x, q, positive, alpha, gamma, iou_weighted):
+    """Positives: ``w_q BCE(x, q)``; negatives: ``alpha p**gamma BCE(x, 0)``, from VarifocalNet's
+    definition with the positives given."""
+    w = q if iou_weighted else torch.ones_like(q)
+    negative = (
+        alpha
+        * torch.sigmoid(x) ** gamma
+        * F.binary_cross_entropy_with_logits(x, torch.zeros_like(x), reduction="none")
+    )
+    positive_term = w * F.binary_cross_entropy_with_logits(x, q, reduction="none")
+    return torch.where(positive, positive_term, negative)
+
+
+@pytest.mark.parametrize("iou_weighted", [True, False])
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
+def test_varifocal_positive_mask(iou_weighted: bool, gamma: float) -> None:
+    x, q, positive = _mask_inputs()
+    assert (positive & (q == 0)).any()
+    assert (~positive & (q > 0)).any()
+    ours_x, ref_x = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    ours = detloss.varifocal_loss(
+        ours_x, q, 0.6, gamma, iou_weighted, positive=positive, reduction="none"
+    )
+    ref = _varifocal_with_mask(ref_x, q, positive, 0.6, gamma, iou_weighted)
+    torch.testing.assert_close(ours, ref)
+    upstream = torch.rand_like(ref)
+    (ours_grad,) = torch.autograd.grad((ours * upstream).sum(), ours_x)
+    (ref_grad,) = torch.autograd.grad((ref * upstream).sum(), ref_x)
+    torch.testing.assert_close(ours_grad, ref_grad)
+    # A positive of target 0 is 0 with iou_weighted (value and gradient), -log(1 - p) without.
+    zero_positive = positive & (q == 0)
+    if iou_weighted:
+        assert (ours[zero_positive] == 0).all()
+        assert (ours_grad[zero_positive] == 0).all()
+    else:
+        torch.testing.assert_close(ours[zero_positive], F.softplus(x)[zero_positive])
+
+
+def test_varifocal_positive_mask_forms() -> None:
+    x, q, positive = _mask_inputs(1)
+    by_default = detloss.varifocal_loss(x, q, reduction="none")
+    # targets > 0 as a mask is the default, bit for bit; numbers are read as nonzero = positive.
+    for mask in (q > 0, (q > 0).long() * 3, (q > 0).double() * 0.5):
+        assert torch.equal(
+            detloss.varifocal_loss(x, q, positive=mask, reduction="none"), by_default
+        )
+    columns = torch.tensor([[True, False, True, False]])  # broadcasts over the rows
+    torch.testing.assert_close(
+        detloss.varifocal_loss(x, q, positive=columns, reduction="sum"),
+        detloss.varifocal_loss(x, q, positive=columns.expand(30, 4), reduction="sum"),
+    )
+    with pytest.raises(ValueError, match="positive"):
+        detloss.varifocal_loss(x, q, positive=positive[:, :3])
+
+
+def test_varifocal_positive_mask_gradcheck_compile_empty_half() -> None:
+    x, q, positive = _mask_inputs(2)
+    x = x[:6].requires_grad_(True)
+    assert torch.autograd.gradcheck(
+        lambda x: detloss.varifocal_loss(x, q[:6], positive=positive[:6], reduction="sum"), (x,)
+    )
+    counter = CompileCounter()
+    compiled = torch.compile(detloss.varifocal_loss, fullgraph=True, dynamic=True, backend=counter)
+    for n in (17, 23, 29):  # sizes that equal no other dimension
+        xn, qn, pn = (t[:n] for t in _mask_inputs(n))
+        expected = detloss.varifocal_loss(xn, qn, positive=pn)
+        torch.testing.assert_close(compiled(xn, qn, positive=pn), expected)
+    assert counter.frame_count == 1
+    empty = x[:0].detach().requires_grad_(True)
+    loss = detloss.varifocal_loss(empty, q[:0], positive=positive[:0])
+    loss.backward()
+    assert loss.item() == 0.0
+    assert empty.grad is not None
+    assert empty.grad.shape == (0, 4)
+    half = detloss.varifocal_loss(x.detach().half(), q[:6].half(), positive=positive[:6])
+    assert half.dtype == torch.float32
+    torch.testing.assert_close(
+        half,
+        detloss.varifocal_loss(
+            x.detach().half().float(), q[:6].half().float(), positive=positive[:6]
+        ),
+    )
+
+
+def test_dfl_rows_of_k_distances_are_the_mean_over_them() -> None:
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(10, 4, 8, generator=g, dtype=torch.float64)
+    distances = torch.rand(10, 4, generator=g, dtype=torch.float64) * 9 - 1  # some clamped
+    flat = detloss.distribution_focal_loss(
+        logits.reshape(40, 8), distances.reshape(40), reduction="none"
+    )
+    rows = detloss.distribution_focal_loss(logits, distances, reduction="none")
+    torch.testing.assert_close(rows, flat.reshape(10, 4).mean(1))
+    weight = torch.rand(10, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(
+        detloss.distribution_focal_loss(logits, distances, weight=weight, avg_factor=2.5),
+        (rows * weight).sum() / (2.5 + torch.finfo(torch.float32).eps),
+    )
+
+
+def test_dfl_max_target() -> None:
+    logits, _, _ = _random()  # 6 bins: n = 5
+    n = 5
+    y = torch.tensor([n, n + 2.0, n - 0.005, 2.5] * 10, dtype=torch.float64)
+    top = n - 0.01
+    # Clamped to top = n - 0.01: 0.01 of the mass on bin n - 1, 0.99 on bin n.
+    log_s = torch.log_softmax(logits, 1)
+    clamped = y.clamp(max=top)
+    left = clamped.floor()
+    expected = -((left + 1 - clamped) * log_s[:, n - 1] + (clamped - left) * log_s[:, n])
+    expected[3::4] = -(0.5 * log_s[3::4, 2] + 0.5 * log_s[3::4, 3])
+    torch.testing.assert_close(
+        detloss.distribution_focal_loss(logits, y, max_target=top, reduction="none"), expected
+    )
+    torch.testing.assert_close(
+        detloss.distribution_focal_loss(logits, y, max_target=n, reduction="none"),
+        detloss.distribution_focal_loss(logits, y, reduction="none"),
+    )
+    for bad in (n + 0.5, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="max_target"):
+            detloss.distribution_focal_loss(logits, y, max_target=bad)
+    for shapes in (
+        ((4, 2, 6), (4,)),
+        ((4, 0, 6), (4, 0)),
+        ((4, 6), (4, 1)),
+        ((2, 3, 4, 6), (2, 3, 4)),
+    ):
+        with pytest.raises(ValueError, match="logits must be"):
+            detloss.distribution_focal_loss(torch.zeros(shapes[0]), torch.zeros(shapes[1]))

@@ -29,7 +29,7 @@ from detloss._labels import (
     loss_dtype,
     prob_bce,
 )
-from detloss.reduction import weight_reduce_loss
+from detloss.reduction import check_weight, weight_reduce_loss
 
 
 def varifocal_loss(
@@ -39,6 +39,7 @@ def varifocal_loss(
     gamma: float = 2.0,
     iou_weighted: bool = True,
     *,
+    positive: Tensor | None = None,
     weight: Tensor | None = None,
     reduction: str = "mean",
     avg_factor: float | Tensor | None = None,
@@ -48,13 +49,17 @@ def varifocal_loss(
     With ``p = sigmoid(x)`` and the IoU-aware target ``q`` (IoU with the ground truth for the
     positive class, 0 elsewhere)::
 
-        loss = -q (q log p + (1 - q) log(1 - p))     if q > 0   (factor q only if iou_weighted)
-               -alpha p**gamma log(1 - p)            if q == 0
+        loss = -q (q log p + (1 - q) log(1 - p))     positives   (factor q only if iou_weighted)
+               -alpha p**gamma log(1 - p)            negatives
 
     Args:
         logits, targets: ``(N, C)`` of the same shape; targets in ``[0, 1]``.
         alpha: ``>= 0`` (default 0.75); gamma: ``>= 0`` (default 2).
         iou_weighted: weight positives by ``q`` (mmdetection's default True).
+        positive: the positives, a mask that broadcasts to the logits' shape (bool, or numbers:
+            nonzero is positive); ``None`` (default, mmdetection) is ``targets > 0``. A positive of
+            target 0 has the loss ``-log(1 - p)``, times ``q = 0`` if iou_weighted (ultralytics'
+            matched query of IoU 0); a negative's target is not read.
         weight, reduction, avg_factor: see :func:`detloss.reduction.weight_reduce_loss`.
 
     Returns:
@@ -71,7 +76,20 @@ def varifocal_loss(
     a = check_number(alpha, "alpha", low=0.0, strict=False)
     g = check_exponent(gamma, "gamma")
     dtype = loss_dtype(x, q)
-    loss = apply_function(Varifocal, x.to(dtype), q.detach().to(dtype), a, g, bool(iou_weighted))
+    x, q, iw = x.to(dtype), q.detach().to(dtype), bool(iou_weighted)
+    if positive is None:
+        loss = apply_function(Varifocal, x, q, a, g, iw)
+    else:
+        # The kernel's positives are targets > 0: negatives get target 0, and a positive of target
+        # 0 takes the kernel's negative term with alpha = w_0 (0 if iou_weighted, else 1) and
+        # gamma = 0, which is w_0 softplus(x) = -w_0 log(1 - p).
+        is_positive = check_weight(positive, x.shape, "positive").to(torch.bool)
+        q = torch.where(is_positive, q, 0)
+        loss = torch.where(
+            is_positive & (q == 0),
+            apply_function(Varifocal, x, q, float(not iw), 0.0, iw),
+            apply_function(Varifocal, x, q, a, g, iw),
+        )
     return weight_reduce_loss(loss, weight, reduction, avg_factor)
 
 
@@ -174,6 +192,7 @@ def distribution_focal_loss(
     logits: Tensor,
     targets: Tensor,
     *,
+    max_target: float | None = None,
     weight: Tensor | None = None,
     reduction: str = "mean",
     avg_factor: float | Tensor | None = None,
@@ -186,31 +205,42 @@ def distribution_focal_loss(
         loss = -((r - y) log S_l + (y - l) log S_r)
 
     Args:
-        logits: ``(N, n + 1)`` bin logits (mmdetection: ``reg_max + 1``).
-        targets: ``(N,)`` floating distances in ``[0, n]`` (values outside are clamped; ``y = n``
-            puts all mass on the last bin, where mmdetection would index past it); a NaN target
-            gives a NaN loss for its row.
-        weight, reduction, avg_factor: see :func:`detloss.reduction.weight_reduce_loss`.
+        logits: ``(N, n + 1)`` bin logits (mmdetection: ``reg_max + 1``), or ``(N, k, n + 1)``.
+        targets: floating distances, ``(N,)`` or ``(N, k)`` with ``k >= 1`` (e.g. a box's four
+            sides): a row's loss is the mean over its ``k`` distances (ultralytics' ``DFLoss``).
+            Values outside ``[0, max_target]`` are clamped (``y = n`` puts all mass on the last
+            bin, where mmdetection would index past it); a NaN target gives a NaN loss for its row.
+        max_target: in ``[0, n]``, the largest distance (default ``n``; ultralytics clamps to
+            ``n - 0.01``).
+        weight, reduction, avg_factor: on the ``(N,)`` row losses; see
+            :func:`detloss.reduction.weight_reduce_loss`.
 
     Returns:
         The loss per row ``(N,)`` for "none", else a scalar.
     """
     x = check_floating(logits, "logits")
     y = check_floating(targets, "targets")
-    if x.dim() != 2 or x.shape[1] < 2 or y.shape != x.shape[:1]:
+    if y.dim() not in (1, 2) or x.shape[:-1] != y.shape or x.shape[-1] < 2 or 0 in y.shape[1:]:
         raise ValueError(
-            "logits must be (N, n + 1) with n >= 1 and targets (N,), got logits "
-            f"{tuple(x.shape)} and targets {tuple(y.shape)}"
+            "logits must be (N, n + 1) or (N, k, n + 1) and targets (N,) or (N, k), with n >= 1 "
+            f"and k >= 1, got logits {tuple(x.shape)} and targets {tuple(y.shape)}"
         )
+    n = x.shape[-1] - 1
+    top = (
+        n
+        if max_target is None
+        else check_number(max_target, "max_target", low=0, strict=False, high=n)
+    )
+    if y.dim() == 1:  # one distance per row
+        x, y = x.unsqueeze(1), y.unsqueeze(1)
     x = x.to(loss_dtype(x, y))
-    n = x.shape[1] - 1
-    distance = y.detach().to(x.dtype).clamp(0, n)
+    distance = y.detach().to(x.dtype).clamp(0, top)
     # The bins come from a NaN-free copy (a NaN index is undefined); a NaN target keeps its NaN
     # in the bin weights, so its row's loss is NaN (read no values: no host synchronisation).
     left = torch.nan_to_num(distance, nan=0.0).floor().clamp_max(n - 1)
-    w_right = (distance - left).unsqueeze(1)
-    index = left.long().unsqueeze(1)
-    bins = torch.cat([index, index + 1], dim=1)
-    weights = torch.cat([1 - w_right, w_right], dim=1)
-    loss = -(torch.log_softmax(x, 1).gather(1, bins) * weights).sum(dim=1)
+    w_right = (distance - left).unsqueeze(-1)
+    index = left.long().unsqueeze(-1)
+    bins = torch.cat([index, index + 1], dim=-1)
+    weights = torch.cat([1 - w_right, w_right], dim=-1)
+    loss = -(torch.log_softmax(x, -1).gather(-1, bins) * weights).sum(dim=-1).mean(dim=-1)
     return weight_reduce_loss(loss, weight, reduction, avg_factor)

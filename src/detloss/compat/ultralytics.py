@@ -1,5 +1,5 @@
-"""``ultralytics.utils.metrics.bbox_iou`` and ``ultralytics.utils.loss.FocalLoss`` (ultralytics
-8.4), computed by detloss.
+"""``ultralytics.utils.metrics.bbox_iou`` and ``ultralytics.utils.loss``'s ``FocalLoss``,
+``VarifocalLoss`` and ``DFLoss`` (ultralytics 8.4), computed by detloss.
 
 * ``bbox_iou(box1, box2, xywh=True, GIoU=False, DIoU=False, CIoU=False, eps=1e-7)``: ``xywh`` is
   ultralytics' centre format (detloss's "cxcywh"); the flags pick CIoU over DIoU over GIoU over
@@ -7,24 +7,39 @@
   gradient); shapes broadcast and the result keeps a trailing dimension of 1, as ultralytics.
 * ``FocalLoss(gamma=1.5, alpha=0.25)(pred, label)``: the sigmoid focal loss summed and divided by
   ``pred.shape[1]`` (ultralytics' ``.mean(1).sum()``), no alpha weighting when ``alpha <= 0``.
+* ``VarifocalLoss(gamma=2.0, alpha=0.75)(pred_score, gt_score, label)``: the varifocal loss with
+  the positives given by ``label`` (not by ``gt_score > 0``) and weighted by ``gt_score``, summed
+  and divided by ``pred_score.shape[1]``; a positive of score 0 (a query matched at IoU 0)
+  contributes 0.
+* ``DFLoss(reg_max=16)(pred_dist, target)``: ``pred_dist`` ``(M, reg_max)`` holds the bins of the
+  ``M`` distances of ``target`` ``(..., 4)`` in order; the distribution focal loss with targets
+  clamped to ``[0, reg_max - 1.01]``, averaged over the last dimension, shape ``(..., 1)``.
 
 Not identical: with ``xywh=False`` ultralytics adds eps to both heights (so its union differs by
 ``eps * w``); detloss adds eps to the denominators only, a difference of order ``eps / h``.
 detloss's boxes have sizes clamped at 0, and its divisor ``pred.shape[1]`` carries the float32 eps
-of ``avg_factor``. ``VarifocalLoss`` and ``DFLoss`` are not provided yet: their ultralytics
-conventions (positives chosen by ``label``; the mean over the four sides and the targets clamped
-to ``reg_max - 1.01``) need arguments of detloss's classification losses.
+of ``avg_factor``. ``VarifocalLoss`` forms ``alpha p**gamma`` in float32 (ultralytics: in the
+input's precision, then the loss in float32: relative differences of order 1e-3 for float16
+logits), keeps float64 in float64, returns 0 without queries (ultralytics: NaN), reads any
+nonzero ``label`` as a positive, and gives a negative with a nonzero ``gt_score`` (which
+ultralytics' callers never produce) the loss of target 0. ``DFLoss`` does not clamp ``target`` in
+place, and computes float16 in float32. Targets (``gt_score``, ``target``) receive no gradient.
 """
 
 from __future__ import annotations
 
 from torch import Tensor, nn
 
+from detloss import distribution_focal_loss as _distribution_focal_loss
 from detloss import sigmoid_focal_loss as _sigmoid_focal_loss
+from detloss import varifocal_loss as _varifocal_loss
 from detloss._checks import check_number
 from detloss.boxes import box_iou as _box_iou
 
-__all__ = ["FocalLoss", "bbox_iou"]
+__all__ = ["DFLoss", "FocalLoss", "VarifocalLoss", "bbox_iou"]
+
+DFL_MARGIN = 0.01
+"""ultralytics' ``DFLoss`` clamps targets to ``reg_max - 1 - DFL_MARGIN``."""
 
 
 def bbox_iou(
@@ -60,3 +75,54 @@ class FocalLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"gamma={self.gamma}, alpha={self.alpha}"
+
+
+class VarifocalLoss(nn.Module):
+    """ultralytics' ``VarifocalLoss``: :func:`detloss.varifocal_loss` of logits, IoU scores and
+    the positives ``label``, all of one shape (e.g. ``(B, Q, C)``), summed and divided by
+    ``pred_score.shape[1]``."""
+
+    def __init__(self, gamma: float = 2.0, alpha: float = 0.75) -> None:
+        super().__init__()
+        self.gamma = check_number(gamma, "gamma", low=0.0, strict=False)
+        self.alpha = check_number(alpha, "alpha", low=0.0, strict=False)
+
+    def forward(self, pred_score: Tensor, gt_score: Tensor, label: Tensor) -> Tensor:
+        return _varifocal_loss(
+            pred_score,
+            gt_score,
+            self.alpha,
+            self.gamma,
+            positive=label,
+            reduction="mean",
+            avg_factor=pred_score.shape[1],
+        )
+
+    def extra_repr(self) -> str:
+        return f"gamma={self.gamma}, alpha={self.alpha}"
+
+
+class DFLoss(nn.Module):
+    """ultralytics' ``DFLoss``: :func:`detloss.distribution_focal_loss` of the bin logits
+    ``(M, reg_max)`` of the ``M`` distances of ``target`` ``(..., k)``, per row of ``k``, shape
+    ``(..., 1)``."""
+
+    def __init__(self, reg_max: int = 16) -> None:
+        super().__init__()
+        if isinstance(reg_max, bool) or not isinstance(reg_max, int):
+            raise TypeError(f"reg_max must be an int, got {type(reg_max).__name__}")
+        if reg_max < 2:
+            raise ValueError(f"reg_max must be >= 2 (the number of bins), got {reg_max}")
+        self.reg_max = reg_max
+
+    def forward(self, pred_dist: Tensor, target: Tensor) -> Tensor:
+        rows = target.reshape(-1, target.shape[-1])
+        return _distribution_focal_loss(
+            pred_dist.reshape(*rows.shape, pred_dist.shape[-1]),
+            rows,
+            max_target=self.reg_max - 1 - DFL_MARGIN,
+            reduction="none",
+        ).reshape(*target.shape[:-1], 1)
+
+    def extra_repr(self) -> str:
+        return f"reg_max={self.reg_max}"
