@@ -311,6 +311,9 @@ def test_ultralytics_focal_loss(shape: tuple[int, ...], gamma: float, alpha: flo
     expected = _focal_reference(x, t, alpha if alpha > 0 else -1.0, gamma).mean(1).sum()
     module = ul.FocalLoss(gamma=gamma, alpha=alpha)
     torch.testing.assert_close(module(x, t), expected)
+    half = module(x.half(), t.half())  # computed in float32
+    assert half.dtype == torch.float32
+    torch.testing.assert_close(half, module(x.half().float(), t))
     assert _signature(ul.FocalLoss) == [("gamma", 1.5), ("alpha", 0.25)]
     with pytest.raises(ValueError, match="gamma"):
         ul.FocalLoss(gamma=-1.0)
@@ -416,11 +419,11 @@ def test_ultralytics_varifocal_half_precision_and_empty() -> None:
     # No queries (ultralytics: NaN) or no images: an exact zero connected to the graph.
     for empty_shape in ((2, 0, 5), (0, 16, 5)):
         empty = torch.zeros(empty_shape, requires_grad=True)
-        loss = ul.VarifocalLoss()(empty, torch.zeros(empty_shape), torch.zeros(empty_shape).long())
-        assert loss.item() == 0.0
-        loss.backward()
-        assert empty.grad is not None
-        assert empty.grad.shape == empty_shape
+        zeros = torch.zeros(empty_shape)
+        for loss in (ul.VarifocalLoss()(empty, zeros, zeros.long()), ul.FocalLoss()(empty, zeros)):
+            assert loss.item() == 0.0
+            (grad,) = torch.autograd.grad(loss, empty)
+            assert grad.shape == empty_shape
 
 
 @pytest.mark.parametrize("reg_max", [16, 5])

@@ -4,8 +4,8 @@
   ``torchvision.ops``;
 * :mod:`detloss.compat.fvcore` -- ``fvcore.nn``'s losses and detectron2's ``diou_loss`` /
   ``ciou_loss``;
-* :mod:`detloss.compat.ultralytics` -- ``bbox_iou`` and ``FocalLoss`` of
-  ``ultralytics.utils``.
+* :mod:`detloss.compat.ultralytics` -- ``bbox_iou``, ``FocalLoss``, ``VarifocalLoss`` and
+  ``DFLoss`` of ``ultralytics.utils``.
 
 Each keeps the framework's names, signatures and defaults and only maps them onto detloss's own
 functions: the conventions that differ are arguments of those functions. The table of framework

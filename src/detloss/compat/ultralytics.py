@@ -17,13 +17,14 @@
 
 Not identical: with ``xywh=False`` ultralytics adds eps to both heights (so its union differs by
 ``eps * w``); detloss adds eps to the denominators only, a difference of order ``eps / h``.
-detloss's boxes have sizes clamped at 0, and its divisor ``pred.shape[1]`` carries the float32 eps
-of ``avg_factor``. ``VarifocalLoss`` forms ``alpha p**gamma`` in float32 (ultralytics: in the
-input's precision, then the loss in float32: relative differences of order 1e-3 for float16
-logits), keeps float64 in float64, returns 0 without queries (ultralytics: NaN), reads any
-nonzero ``label`` as a positive, and gives a negative with a nonzero ``gt_score`` (which
+detloss's boxes have sizes clamped at 0. The focal losses' divisor ``pred.shape[1]`` carries the
+float32 eps of ``avg_factor``, and an empty dimension 1 gives 0 (ultralytics: NaN); float16 is
+computed in float32 (ultralytics: ``FocalLoss`` in float16; ``VarifocalLoss`` forms
+``alpha p**gamma`` in float16 and the rest in float32, ``docs/conventions.md`` gives the
+differences), float64 in float64 (ultralytics' ``VarifocalLoss``: float32). ``VarifocalLoss``
+reads any nonzero ``label`` as a positive, and gives a negative with a nonzero ``gt_score`` (which
 ultralytics' callers never produce) the loss of target 0. ``DFLoss`` does not clamp ``target`` in
-place, and computes float16 in float32. Targets (``gt_score``, ``target``) receive no gradient.
+place. Targets (``label``, ``gt_score``, ``target``) receive no gradient.
 """
 
 from __future__ import annotations
