@@ -230,6 +230,24 @@ def test_fvcore_losses_equal_fvcores(reduction: str) -> None:
         )
 
 
+def test_fvcore_documented_differences() -> None:
+    b1, b2 = (b.half() for b in _boxes(20, 13))
+    ours, theirs = fv.giou_loss(b1, b2), fvcore.nn.giou_loss(b1, b2)
+    assert (ours.dtype, theirs.dtype) == (torch.float32, torch.float16)  # float16 in float32
+    torch.testing.assert_close(ours, fv.giou_loss(b1.float(), b2.float()))
+    x, t = _logits_targets((4, 3), 14)
+    torch.testing.assert_close(  # fvcore: an unknown reduction is "none"; detloss rejects it
+        fvcore.nn.sigmoid_focal_loss(x, t, reduction="avg"), fv.sigmoid_focal_loss(x, t)
+    )
+    with pytest.raises(ValueError, match="reduction"):
+        fv.sigmoid_focal_loss(x, t, reduction="avg")
+    with pytest.raises(ValueError, match="targets"):  # fvcore: t.long().float()
+        fv.sigmoid_focal_loss(x, t.long())
+    for beta in (-1.0, math.inf):  # fvcore: L1, and 0
+        with pytest.raises(ValueError, match="beta"):
+            fv.smooth_l1_loss(x, t, beta)
+
+
 def test_detectron2_diou_ciou_losses() -> None:
     b1, b2 = _boxes(200, 5)
     eps = 1e-7

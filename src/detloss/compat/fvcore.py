@@ -7,9 +7,12 @@ Same names, signatures and defaults (``reduction="none"``, ``eps=1e-7``, the foc
 names are the same functions (not TorchScript; detloss compiles with ``torch.compile``).
 
 Not identical: the box losses do not assert ``x2 >= x1`` (a host-device synchronisation; pass
-boxes through :func:`detloss.validate_boxes` for the check); the focal losses compute float64
-inputs in float64 (fvcore: float32) and give 0 for an empty input's "mean" (fvcore: NaN); an
-``alpha`` above 1 is rejected (fvcore computes with it).
+boxes through :func:`detloss.validate_boxes` for the check); float16 is computed in and returned as
+float32 (fvcore and detectron2: float16); the focal losses compute float64 inputs in float64
+(fvcore: float32), give 0 for an empty input's "mean" (fvcore: NaN) and reject integer targets of
+the inputs' shape (fvcore converts them with ``.float()``); an ``alpha`` above 1, a negative or
+infinite ``beta`` and an unknown ``reduction`` are rejected (fvcore computes with them, or returns
+the loss unreduced).
 """
 
 from __future__ import annotations
