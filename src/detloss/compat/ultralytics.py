@@ -22,7 +22,7 @@ float32 eps of ``avg_factor``, and an empty dimension 1 gives 0 (ultralytics: Na
 computed in float32 (ultralytics: ``FocalLoss`` in float16; ``VarifocalLoss`` forms
 ``alpha p**gamma`` in float16 and the rest in float32, ``docs/conventions.md`` gives the
 differences), float64 in float64 (ultralytics' ``VarifocalLoss``: float32). ``VarifocalLoss``
-reads any nonzero ``label`` as a positive, and gives a negative with a nonzero ``gt_score`` (which
+rejects a negative ``alpha``, reads any nonzero ``label`` as a positive, and gives a negative with a nonzero ``gt_score`` (which
 ultralytics' callers never produce) the loss of target 0. ``DFLoss`` does not clamp ``target`` in
 place. Targets (``label``, ``gt_score``, ``target``) receive no gradient.
 """
