@@ -1,10 +1,9 @@
-"""Checks shared by the classification losses (cross_entropy.py, focal.py, gfl.py): hand-computed
+"""Checks shared by the classification losses (ce.py, focal.py, gfl.py): hand-computed
 values, catalogue coverage, torch.compile without recompiles, extreme logits, modules, errors.
 Family-specific tests: test_cross_entropy.py, test_focal.py, test_gfl.py."""
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable
 
@@ -14,13 +13,11 @@ import torch.nn.functional as F
 from torch._dynamo.testing import CompileCounter
 
 import detloss
+from detloss import ce, focal, gfl
 from tests.catalogue import CASES, LossCase
 from tests.formulas import recording_saved_tensors
 
-# import_module: the attribute detloss.cross_entropy is the function of the same name
-MODULES = tuple(
-    importlib.import_module(f"detloss.{name}") for name in ("cross_entropy", "focal", "gfl")
-)
+MODULES = (ce, focal, gfl)
 CLASSIFICATION_CASES = [c for c in CASES if c.fn.__module__ in {m.__name__ for m in MODULES}]
 CASE_PARAMS = [pytest.param(case, id=case.id) for case in CLASSIFICATION_CASES]
 

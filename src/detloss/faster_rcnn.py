@@ -32,7 +32,7 @@ from detloss._checks import (
     check_number,
     check_tensor,
 )
-from detloss.cross_entropy import binary_cross_entropy, cross_entropy
+from detloss.ce import binary_cross_entropy, cross_entropy
 from detloss.reduction import weight_reduce_loss
 from detloss.regression import resolve_beta, smooth_l1_loss
 
