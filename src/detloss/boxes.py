@@ -28,8 +28,8 @@ from typing import Literal, TypeAlias
 import torch
 from torch import Tensor
 
-from detloss._checks import check_number, check_tensor, compute_dtype
 from detloss._geometry import _Corners, _iou_of_kind, _pair
+from detloss.checks import check_number, check_tensor, compute_dtype
 
 BoxFormat: TypeAlias = Literal["xyxy", "xywh", "cxcywh"]
 BOX_FORMATS: tuple[str, ...] = ("xyxy", "xywh", "cxcywh")

@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from detloss._checks import check_number
 from detloss._geometry import _area_eps, _Corners, _in_units_of_s, _pair_max, _pair_min
 from detloss.boxes import EPS, BoxFormat, _corners, check_eps
+from detloss.checks import check_number
 from detloss.iou import _box_loss
 
 

@@ -32,10 +32,10 @@ from typing import Literal, TypeAlias
 import torch
 from torch import Tensor
 
-from detloss._checks import LARGEST, check_number, check_tensor
 from detloss._fast.iou import iou_of_kind
 from detloss._geometry import _centre_distance, _centre_offset, _length_eps, _pair, _pair_max
 from detloss.boxes import EPS, BoxFormat, _corners, _prepare_boxes, check_eps
+from detloss.checks import LARGEST, check_number, check_tensor
 from detloss.reduction import weight_reduce_loss
 
 IoUMode: TypeAlias = Literal["log", "linear", "square"]

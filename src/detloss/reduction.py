@@ -21,7 +21,7 @@ from typing import Literal, TypeAlias, cast
 import torch
 from torch import Tensor
 
-from detloss._checks import check_number, check_tensor
+from detloss.checks import check_number, check_tensor
 
 Reduction: TypeAlias = Literal["none", "mean", "sum"]
 REDUCTIONS: tuple[str, ...] = ("none", "mean", "sum")

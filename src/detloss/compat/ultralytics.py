@@ -21,8 +21,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from detloss import sigmoid_focal_loss as _sigmoid_focal_loss
-from detloss._checks import check_number
 from detloss.boxes import box_iou as _box_iou
+from detloss.checks import check_number
 
 __all__ = ["FocalLoss", "bbox_iou"]
 

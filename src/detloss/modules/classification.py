@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from detloss._checks import check_number
 from detloss.ce import binary_cross_entropy, cross_entropy
+from detloss.checks import check_number
 from detloss.focal import focal_loss_with_prob, sigmoid_focal_loss, softmax_focal_loss
 from detloss.gfl import (
     distribution_focal_loss,
