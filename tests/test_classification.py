@@ -79,18 +79,21 @@ def test_huge_logits_give_finite_losses_and_gradients(case: LossCase, size: floa
     ],
     ids=["cross_entropy", "softmax_focal"],
 )
-def test_fast_softmax_losses_save_only_the_logits(call) -> None:
-    # their log-softmax is held on ctx and becomes the gradient in place
+def test_fast_softmax_losses_save_the_logits_and_a_log_softmax_that_becomes_the_gradient(
+    call,
+) -> None:
     logits, labels, _ = _random()
     x = logits.requires_grad_(True)
     saved: list[torch.Tensor] = []
     with recording_saved_tensors(saved):
         loss = call(x, labels % 6)
+    large = [t for t in saved if t.numel() >= x.numel()]
+    assert len(large) == 2
+    assert large[0] is x
+    torch.testing.assert_close(large[1], torch.log_softmax(x.detach(), 1), rtol=0, atol=0)
     (grad,) = torch.autograd.grad(loss, x)
     assert torch.isfinite(grad).all()
-    large = [t for t in saved if t.numel() >= x.numel()]
-    assert len(large) == 1
-    assert large[0] is x
+    assert grad.data_ptr() == large[1].data_ptr()  # written in place, no third buffer
 
 
 @pytest.mark.parametrize(
