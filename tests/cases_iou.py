@@ -34,7 +34,7 @@ def _near(n: int, dtype: torch.dtype, g: torch.Generator) -> tuple[Tensor, ...]:
 
 _case = functools.partial(LossCase, grad_args=(0, 1), scaled=(0, 1))
 # CIoU's alpha is a constant for the gradient by definition (the paper's surrogate gradient).
-_ciou_case = functools.partial(_case, detached=("detloss.boxes._ciou_alpha",))
+_ciou_case = functools.partial(_case, detached=("detloss._geometry._ciou_alpha",))
 # Only pred requiring a gradient: the gradient of detloss._fast.iou.
 _pred_case = functools.partial(LossCase, grad_args=(0,), scaled=(0, 1))
 _xyxy = _maker()
@@ -96,13 +96,13 @@ IOU_CASES = [
         detloss.ciou_loss,
         _maker("xywh"),
         {"box_format": "xywh"},
-        detached=("detloss.boxes._ciou_alpha",),
+        detached=("detloss._geometry._ciou_alpha",),
     ),
     _pred_case(
         "ciou_gate_pred_only",
         detloss.ciou_loss,
         _near,
         {"alpha_gate": 0.5},
-        detached=("detloss.boxes._ciou_alpha",),
+        detached=("detloss._geometry._ciou_alpha",),
     ),
 ]

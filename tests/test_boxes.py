@@ -1,4 +1,5 @@
-"""Box formats, conversion, box_iou and validation (detloss.boxes)."""
+"""Box formats, conversion, box_iou and validation (detloss.boxes), and the pair geometry's
+conventions at kinks (detloss._geometry)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,8 @@ from hypothesis import strategies as st
 from torch import Tensor
 
 import detloss
-from detloss.boxes import (
-    BOX_FORMATS,
-    BOX_IOU_KINDS,
-    IOU_KINDS,
-    _corners,
-    _halves,
-    _pair_max,
-    _pair_min,
-)
+from detloss._geometry import _halves, _pair_max, _pair_min
+from detloss.boxes import BOX_FORMATS, BOX_IOU_KINDS, IOU_KINDS, _corners
 from tests.boxgen import HAND, TINY, in_format, random_boxes
 
 

@@ -1,10 +1,9 @@
-"""Checks shared by the classification losses (cross_entropy.py, focal.py, gfl.py): hand-computed
+"""Checks shared by the classification losses (ce.py, focal.py, gfl.py): hand-computed
 values, catalogue coverage, torch.compile without recompiles, extreme logits, modules, errors.
 Family-specific tests: test_cross_entropy.py, test_focal.py, test_gfl.py."""
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable
 
@@ -14,13 +13,11 @@ import torch.nn.functional as F
 from torch._dynamo.testing import CompileCounter
 
 import detloss
+from detloss import ce, focal, gfl
 from tests.catalogue import CASES, LossCase
 from tests.formulas import recording_saved_tensors
 
-# import_module: the attribute detloss.cross_entropy is the function of the same name
-MODULES = tuple(
-    importlib.import_module(f"detloss.{name}") for name in ("cross_entropy", "focal", "gfl")
-)
+MODULES = (ce, focal, gfl)
 CLASSIFICATION_CASES = [c for c in CASES if c.fn.__module__ in {m.__name__ for m in MODULES}]
 CASE_PARAMS = [pytest.param(case, id=case.id) for case in CLASSIFICATION_CASES]
 
@@ -82,18 +79,21 @@ def test_huge_logits_give_finite_losses_and_gradients(case: LossCase, size: floa
     ],
     ids=["cross_entropy", "softmax_focal"],
 )
-def test_fast_softmax_losses_save_only_the_logits(call) -> None:
-    # their log-softmax is held on ctx and becomes the gradient in place
+def test_fast_softmax_losses_save_the_logits_and_a_log_softmax_that_becomes_the_gradient(
+    call,
+) -> None:
     logits, labels, _ = _random()
     x = logits.requires_grad_(True)
     saved: list[torch.Tensor] = []
     with recording_saved_tensors(saved):
         loss = call(x, labels % 6)
+    large = [t for t in saved if t.numel() >= x.numel()]
+    assert len(large) == 2
+    assert large[0] is x
+    torch.testing.assert_close(large[1], torch.log_softmax(x.detach(), 1), rtol=0, atol=0)
     (grad,) = torch.autograd.grad(loss, x)
     assert torch.isfinite(grad).all()
-    large = [t for t in saved if t.numel() >= x.numel()]
-    assert len(large) == 1
-    assert large[0] is x
+    assert grad.data_ptr() == large[1].data_ptr()  # written in place, no third buffer
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from torch._dynamo.testing import EagerAndRecordGraphs
 
 from detloss.reduction import AVG_FACTOR_EPS, REDUCTIONS, weight_reduce_loss
 
@@ -174,3 +175,15 @@ def test_a_float64_avg_factor_tensor_keeps_the_loss_dtype(loss_dtype: torch.dtyp
 def test_weight_given_as_a_list_names_the_type() -> None:
     with pytest.raises(TypeError, match="weight must be a torch.Tensor, got list"):
         weight_reduce_loss(_loss(3, 2), [1.0, 2.0])  # type: ignore[arg-type]
+
+
+def test_compiled_avg_factor_division_takes_only_the_call_arguments() -> None:
+    # torch.compile(dynamic=True) turns a module-level float read while tracing into a graph
+    # input (a tensor built on every call); the eps must fold to a constant instead.
+    backend = EagerAndRecordGraphs()
+    compiled = torch.compile(weight_reduce_loss, backend=backend, dynamic=True, fullgraph=True)
+    out = compiled(_loss(5, 4).float(), None, "mean", 3.0)
+    torch.testing.assert_close(out, _loss(5, 4).float().sum() / (3.0 + AVG_FACTOR_EPS))
+    (graph,) = backend.graphs
+    inputs = [node.name for node in graph.graph.nodes if node.op == "placeholder"]
+    assert [name for name in inputs if name.startswith("g_")] == [], inputs

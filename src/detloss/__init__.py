@@ -6,11 +6,11 @@ constructor and forward signature; :func:`build_loss` builds a module from a con
 
 from importlib.metadata import PackageNotFoundError, version
 
-from detloss import boxes, coder, distributed, faster_rcnn
+from detloss import boxes, checks, coder, distributed, faster_rcnn
 from detloss.bounded_iou import bounded_iou_loss
 from detloss.boxes import box_iou, convert_boxes, validate_boxes
+from detloss.ce import binary_cross_entropy, cross_entropy
 from detloss.coder import DeltaXYWHCoder
-from detloss.cross_entropy import binary_cross_entropy, cross_entropy
 from detloss.dice import dice_loss
 from detloss.distillation import knowledge_distillation_kl_div_loss
 from detloss.distributed import global_avg_factor
@@ -121,6 +121,7 @@ __all__ = [
     "boxes",
     "build_loss",
     "caffe_smooth_l1_loss",
+    "checks",
     "ciou_loss",
     "coder",
     "convert_boxes",

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from detloss._checks import (
+from detloss.checks import (
     check_floating,
     check_label_tensor,
     check_label_values,

@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from detloss._checks import check_number, prepare_pair
 from detloss.boxes import check_eps
+from detloss.checks import check_number, prepare_pair
 from detloss.reduction import weight_reduce_loss
 
 

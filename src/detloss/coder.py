@@ -26,14 +26,9 @@ from typing import TypeAlias
 import torch
 from torch import Tensor
 
-from detloss._checks import check_number, compute_dtype
-from detloss.boxes import (
-    _check_boxes_tensor,
-    _Corners,
-    _from_corners,
-    _prepare_boxes,
-    check_box_format,
-)
+from detloss._geometry import _Corners
+from detloss.boxes import _check_boxes_tensor, _from_corners, _prepare_boxes, check_box_format
+from detloss.checks import check_number, compute_dtype
 
 DEFAULT_CLAMP: float = math.log(1000.0 / 16)
 """dw, dh above this would make a box more than 62.5 times its proposal (and exp overflow later)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from detloss._checks import check_divisor, prepare_pair
+from detloss.checks import check_divisor, prepare_pair
 from detloss.reduction import weight_reduce_loss
 
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from detloss._checks import check_number, prepare_pair
+from detloss.checks import check_number, prepare_pair
 from detloss.reduction import weight_reduce_loss
 
 

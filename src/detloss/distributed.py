@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from detloss._checks import check_number
+from detloss.checks import check_number
 
 
 def global_avg_factor(value: float | Tensor, *, min_value: float = 1.0) -> Tensor:

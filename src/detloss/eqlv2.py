@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from detloss._checks import (
+from detloss.checks import (
     LARGEST,
     check_factor,
     check_floating,

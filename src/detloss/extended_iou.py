@@ -22,24 +22,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from detloss._checks import check_number
-from detloss.boxes import (
-    EPS,
-    BoxFormat,
-    _area_eps,
-    _Corners,
-    _corners,
-    _in_units_of_s,
-    _pair_max,
-    _pair_min,
-    check_eps,
-)
+from detloss._geometry import _area_eps, _Corners, _in_units_of_s, _pair_max, _pair_min
+from detloss.boxes import EPS, BoxFormat, _corners, check_eps
+from detloss.checks import check_number
 from detloss.iou import _box_loss
 
 
 def _extended_intersection(p: _Corners, t: _Corners) -> Tensor:
     """``I_ext`` of the module doc; maxima and minima pass the gradient to their first argument
-    at ties (:mod:`detloss.boxes`)."""
+    at ties (:mod:`detloss._geometry`)."""
     ex, ey = _pair_min(p.x1, t.x1), _pair_min(p.y1, t.y1)
     ax, ay = _pair_max(p.x1, t.x1) - ex, _pair_max(p.y1, t.y1) - ey
     bx, by = _pair_min(p.x2, t.x2) - ex, _pair_min(p.y2, t.y2) - ey
@@ -52,7 +43,7 @@ def _extended_intersection(p: _Corners, t: _Corners) -> Tensor:
 
 
 def _area(b: _Corners) -> Tensor:
-    return (b.x2 - b.x1) * (b.y2 - b.y1)  # x2 >= x1: see boxes._halves
+    return (b.x2 - b.x1) * (b.y2 - b.y1)  # x2 >= x1: see _geometry._halves
 
 
 def extended_iou_loss(
@@ -77,7 +68,7 @@ def extended_iou_loss(
         eps: in [1.2e-38, 1e30], in EIoU's denominator (mmdetection's module default 1e-6).
         check_boxes, weight, reduction, avg_factor: as :func:`detloss.giou_loss`.
 
-    Computed, as every IoU loss, in units of the pair's enclosing box (:mod:`detloss.boxes`):
+    Computed, as every IoU loss, in units of the pair's enclosing box (:mod:`detloss._geometry`):
     valid boxes give mmdetection's value, any finite coordinates a finite loss. A box with
     ``x2 < x1``, which mmdetection does not define, is read as ``x2 = x1``, and EIoU is clamped to
     ``[-1, 1]`` (no gradient beyond).

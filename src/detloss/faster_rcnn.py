@@ -25,14 +25,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from detloss._checks import (
+from detloss.ce import binary_cross_entropy, cross_entropy
+from detloss.checks import (
     check_floating,
     check_label_tensor,
     check_label_values,
     check_number,
     check_tensor,
 )
-from detloss.cross_entropy import binary_cross_entropy, cross_entropy
 from detloss.reduction import weight_reduce_loss
 from detloss.regression import resolve_beta, smooth_l1_loss
 

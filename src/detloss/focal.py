@@ -19,7 +19,6 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import Tensor
 
-from detloss._checks import check_number, compute_dtype
 from detloss._fast import apply_function
 from detloss._fast.sigmoid_focal import SigmoidFocal
 from detloss._fast.softmax import SoftmaxFocal
@@ -37,6 +36,7 @@ from detloss._labels import (
     prob_bce,
     row_weight,
 )
+from detloss.checks import check_number, compute_dtype
 from detloss.reduction import weight_reduce_loss
 
 # Beyond beta z = 40, softplus(z) = z to within half an ulp even in float64 (exp(-40) < 2^-57):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from detloss._checks import check_factor, check_tensor, prepare_pair
+from detloss.checks import check_factor, check_tensor, prepare_pair
 from detloss.reduction import weight_reduce_loss
 
 _EPS = 1e-12

@@ -17,7 +17,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from detloss._checks import check_floating, check_number
 from detloss._fast import apply_function
 from detloss._fast.gfl import QualityFocal, Varifocal
 from detloss._labels import (
@@ -29,6 +28,7 @@ from detloss._labels import (
     loss_dtype,
     prob_bce,
 )
+from detloss.checks import check_floating, check_number
 from detloss.reduction import check_weight, weight_reduce_loss
 
 

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from detloss._checks import check_divisor, check_floating, check_tensor, compute_dtype
+from detloss.checks import check_divisor, check_floating, check_tensor, compute_dtype
 from detloss.reduction import weight_reduce_loss
 
 GHMC_LAST_EDGE = 1.0 + 1e-6

@@ -14,7 +14,7 @@ the sizes of ``pred`` / ``target``. Every denominator carries ``eps`` (formulas 
 cases: ``docs/boxes.md``). A loss of boxes that do not overlap has a zero gradient through the
 IoU term (the intersection is constant 0 there): :func:`iou_loss` cannot move such boxes; the
 penalty terms of the other losses can. Gradients are autograd's, with the conventions at kinks
-of :mod:`detloss.boxes`.
+of :mod:`detloss._geometry`.
 
 ``eps`` is an area in the boxes' units, as in mmdetection (1e-6 by default): with coordinates
 normalised to [0, 1] (DETR, YOLO) it is not small, e.g. a 1e-3 x 1e-3 box has IoU 0.5 with
@@ -32,20 +32,10 @@ from typing import Literal, TypeAlias
 import torch
 from torch import Tensor
 
-from detloss._checks import LARGEST, check_number, check_tensor
 from detloss._fast.iou import iou_of_kind
-from detloss.boxes import (
-    EPS,
-    BoxFormat,
-    _centre_distance,
-    _centre_offset,
-    _corners,
-    _length_eps,
-    _pair,
-    _pair_max,
-    _prepare_boxes,
-    check_eps,
-)
+from detloss._geometry import _centre_distance, _centre_offset, _length_eps, _pair, _pair_max
+from detloss.boxes import EPS, BoxFormat, _corners, _prepare_boxes, check_eps
+from detloss.checks import LARGEST, check_number, check_tensor
 from detloss.reduction import weight_reduce_loss
 
 IoUMode: TypeAlias = Literal["log", "linear", "square"]

@@ -21,7 +21,7 @@ from typing import Literal, TypeAlias, cast
 import torch
 from torch import Tensor
 
-from detloss._checks import check_number, check_tensor
+from detloss.checks import check_number, check_tensor
 
 Reduction: TypeAlias = Literal["none", "mean", "sum"]
 REDUCTIONS: tuple[str, ...] = ("none", "mean", "sum")
@@ -101,7 +101,9 @@ def weight_reduce_loss(
         return total / _numel_at_least_one(loss.numel())
     if isinstance(factor, Tensor):
         factor = factor.to(total.dtype)
-    return total / (factor + AVG_FACTOR_EPS)
+    # AVG_FACTOR_EPS read from torch.finfo: torch.compile(dynamic=True) makes a module-level
+    # float a graph input (a tensor built on every call), where finfo folds to a constant.
+    return total / (factor + torch.finfo(torch.float32).eps)
 
 
 def _numel_at_least_one(numel: int | torch.SymInt) -> int:

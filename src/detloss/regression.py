@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from detloss._checks import check_number, prepare_pair
+from detloss.checks import check_number, prepare_pair
 from detloss.reduction import check_weight, weight_reduce_loss
 
 SIGMA_RANGE: tuple[float, float] = (1e-150, 1e150)

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from detloss._checks import (
+from detloss.checks import (
     check_divisor,
     check_factor,
     check_floating,

@@ -1,12 +1,12 @@
 """IoU, GIoU, DIoU and CIoU of box pairs with their gradient computed in the forward pass.
 
-:func:`iou_of_kind` equals :func:`detloss.boxes._iou_of_kind` in value and in gradient (autograd's
+:func:`iou_of_kind` equals :func:`detloss._geometry._iou_of_kind` in value and in gradient (autograd's
 of that formula, with its conventions at kinks and CIoU's alpha a constant; tested in
 ``tests/test_fast_iou.py``). Eagerly autograd records about 35 operations on the box pairs and
 replays twice as many in the backward; here the forward works on one contiguous copy of each
 halved coordinate, mostly in place, shares the intermediates of value and gradient, and the
 backward is one multiplication (``docs/benchmarks.md`` has the measured difference). As in
-:func:`detloss.boxes._pair`, lengths are divided by the larger side of the pair's enclosing box
+:func:`detloss._geometry._pair`, lengths are divided by the larger side of the pair's enclosing box
 and ``eps`` by its square; the gradient is taken with respect to these lengths and multiplied
 by ``1 / s`` last, so nothing overflows for any finite boxes. Only the prediction is
 differentiated this way: when the target requires a gradient too, the autograd formula runs. The
@@ -21,9 +21,10 @@ import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
-from detloss import boxes
-from detloss.boxes import _FOUR_OVER_PI_SQUARED, BoxFormat, IoUKind, _corners
-from detloss.boxes import _iou_of_kind as _autograd_iou_of_kind
+from detloss import _geometry
+from detloss._geometry import _FOUR_OVER_PI_SQUARED
+from detloss._geometry import _iou_of_kind as _autograd_iou_of_kind
+from detloss.boxes import BoxFormat, IoUKind, _corners
 
 
 def _half_columns(tensor: Tensor, box_format: BoxFormat) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -74,7 +75,7 @@ class _Axis(NamedTuple):
 
 
 def _axis(p_lo: Tensor, p_hi: Tensor, t_lo: Tensor, t_hi: Tensor, kind: IoUKind) -> _Axis:
-    """``p_hi`` and ``t_hi`` are raised to ``p_lo`` / ``t_lo`` in place (:func:`boxes._halves`).
+    """``p_hi`` and ``t_hi`` are raised to ``p_lo`` / ``t_lo`` in place (:func:`_geometry._halves`).
     The enclosing box's slopes only for the kinds that use it, the offset only for DIoU/CIoU."""
     inverted = torch.lt(p_hi, p_lo, out=torch.empty_like(p_hi))
     p_hi, t_hi = p_hi.clamp_(min=p_lo), t_hi.clamp_(min=t_lo)
@@ -100,13 +101,13 @@ def _to_units_of_s(
     x: _Axis, y: _Axis, eps: float, relative_eps: bool
 ) -> tuple[Tensor, Tensor | float]:
     """Divide every length by ``s``, the larger side of the enclosing box, in place (see
-    :func:`boxes._pair`); return ``1 / s`` and ``eps`` in these units."""
+    :func:`_geometry._pair`); return ``1 / s`` and ``eps`` in these units."""
     r = torch.maximum(x.enclose, y.enclose).clamp_(min=torch.finfo(x.enclose.dtype).tiny)
     r.reciprocal_()
     for axis in (x, y):
         for length in (axis.pred, axis.target, axis.inter, axis.enclose):
             length.mul_(r)
-    low, high = boxes.EPS_AREA_RANGE
+    low, high = _geometry.EPS_AREA_RANGE
     if relative_eps:
         eps_area: Tensor | float = min(max(eps, low), high)
     else:
@@ -152,7 +153,7 @@ def _value_and_gradient(
 ) -> tuple[Tensor, Tensor]:
     """The kind's value of each pair ``(...)`` and its gradient with respect to ``pred`` in
     ``box_format``, ``(..., 4)`` (formulas:
-    :func:`detloss.box_iou`, computed as :func:`boxes._pair` does)."""
+    :func:`detloss.box_iou`, computed as :func:`_geometry._pair` does)."""
     px1, py1, px2, py2 = _half_columns(pred, box_format)
     tx1, ty1, tx2, ty2 = _half_columns(target, box_format)
     x, y = _axis(px1, px2, tx1, tx2, kind), _axis(py1, py2, ty1, ty2, kind)
@@ -197,13 +198,13 @@ def _value_and_gradient(
         by_enclose = (x.enclose * twice, twice.mul_(y.enclose))
     by_size = (by_area * y.pred, by_area.mul_(x.pred))
     if kind == "ciou":
-        # - alpha v, v = 4/pi^2 atan(num / den)^2 (see detloss.boxes), alpha a constant
+        # - alpha v, v = 4/pi^2 atan(num / den)^2 (see detloss._geometry), alpha a constant
         w, h, w_gt, h_gt = x.pred, y.pred, x.target, y.target
         num = w_gt * h - w * h_gt
         den = torch.addcmul(h_gt * h, w_gt, w).add_(eps_area)
         angle = torch.atan(num / den)
         v = _FOUR_OVER_PI_SQUARED * angle * angle
-        alpha = boxes._ciou_alpha(v, iou, eps, alpha_gate)
+        alpha = _geometry._ciou_alpha(v, iou, eps, alpha_gate)
         value = value - alpha * v
         # d angle / d(w, h) = (-(den h_gt + num w_gt), den w_gt - num h_gt) / (num^2 + den^2)
         k = (angle * (2 * _FOUR_OVER_PI_SQUARED)).mul_(alpha)

@@ -3,10 +3,11 @@ the gradient.
 
 Autograd of ``log_softmax`` keeps the log-softmax (the logits' size) for backward, then writes the
 gradient of the log-softmax (from the scatter of the picked entries) and the gradient of the
-logits: three logits-sized tensors. The Functions here hold one: the forward pass keeps its
-log-softmax and backward turns it into the gradient in place (``exp2(log_p log2(e))`` is the CPU's
-fast exponential; its rounding is that of ``log_p`` itself). A second backward through the same
-graph (``retain_graph=True``) recomputes the log-softmax from the logits.
+logits: three logits-sized tensors. The Functions here hold one: the forward pass saves its
+log-softmax (``save_for_backward``, so saved-tensor hooks such as offloading apply to it) and
+backward turns it into the gradient in place (``exp2(log_p log2(e))`` is the CPU's fast
+exponential; its rounding is that of ``log_p`` itself). A second backward through the same graph
+(``retain_graph=True``) recomputes the log-softmax from the logits.
 
 * :class:`SoftmaxCrossEntropy`: PyTorch's ``F.cross_entropy(x, y, weight, ignore_index,
   reduction="none")`` (its forward kernels, the same values), ``loss_i = -w[y_i] log p_i[y_i]``
@@ -30,6 +31,18 @@ from torch.autograd.function import once_differentiable
 _LOG2_E = 1 / math.log(2)
 
 
+def _saved_log_softmax(ctx: Any) -> tuple[Tensor, ...]:
+    """``ctx.saved_tensors``, the last (the log-softmax) ready to be overwritten: backward turns it
+    into the gradient in place. It is written through ``.data``, an alias with its own version
+    counter, so that a second backward through a retained graph can still unpack the saved
+    tensors; that one, like one where the log-softmax was not saved, recomputes it from the
+    logits (the first saved tensor)."""
+    *saved, log_p = ctx.saved_tensors
+    spent = log_p is None or ctx.log_p_spent
+    ctx.log_p_spent = True
+    return *saved, torch.log_softmax(saved[0], 1) if spent else log_p.data
+
+
 class SoftmaxCrossEntropy(torch.autograd.Function):
     """``apply(x, labels, class_weight, ignore_index)``: ``F.cross_entropy`` per row of ``x``
     ``(N, C)`` (labels int64 ``(N,)``, ``class_weight`` ``(C,)`` or None), PyTorch's forward
@@ -41,19 +54,15 @@ class SoftmaxCrossEntropy(torch.autograd.Function):
     def forward(
         ctx: Any, x: Tensor, labels: Tensor, class_weight: Tensor | None, ignore_index: int
     ) -> Tensor:
-        ctx.save_for_backward(x, labels, class_weight)
-        ctx.ignore_index = ignore_index
         log_p = torch.log_softmax(x, 1)
-        # an intermediate (neither input nor output), held on ctx: backward overwrites it
-        ctx.log_p = log_p if ctx.needs_input_grad[0] else None
+        ctx.save_for_backward(x, labels, class_weight, log_p if ctx.needs_input_grad[0] else None)
+        ctx.ignore_index, ctx.log_p_spent = ignore_index, False
         return F.nll_loss(log_p, labels, class_weight, ignore_index=ignore_index, reduction="none")
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:
-        x, labels, class_weight = ctx.saved_tensors
-        log_p = ctx.log_p if ctx.log_p is not None else torch.log_softmax(x, 1)
-        ctx.log_p = None
+        _, labels, class_weight, log_p = _saved_log_softmax(ctx)
         valid = labels != ctx.ignore_index
         index = torch.where(valid, labels, 0).unsqueeze(1)
         scale = grad * valid if class_weight is None else grad * class_weight[index[:, 0]] * valid
@@ -65,14 +74,13 @@ class SoftmaxCrossEntropy(torch.autograd.Function):
 class SoftmaxFocal(torch.autograd.Function):
     """``apply(x, labels, alpha, gamma)``: the softmax focal loss of each row of ``x`` ``(N, C)``
     at its label (int64 ``(N,)`` in ``[0, C)``). Only ``x`` receives a gradient; the log-softmax
-    is held and turned into the gradient as in :class:`SoftmaxCrossEntropy`."""
+    is saved and turned into the gradient as in :class:`SoftmaxCrossEntropy`."""
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, labels: Tensor, alpha: float, gamma: float) -> Tensor:
-        ctx.save_for_backward(x, labels)
-        ctx.alpha, ctx.gamma = alpha, gamma
         log_p = torch.log_softmax(x, 1)
-        ctx.log_p = log_p if ctx.needs_input_grad[0] else None
+        ctx.save_for_backward(x, labels, log_p if ctx.needs_input_grad[0] else None)
+        ctx.alpha, ctx.gamma, ctx.log_p_spent = alpha, gamma, False
         index = labels.unsqueeze(1)
         log_pt = log_p.gather(1, index).squeeze(1)
         # A logit spread beyond the float range makes log p_t = -inf (x_y - max overflows) where
@@ -88,10 +96,8 @@ class SoftmaxFocal(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:
-        x, labels = ctx.saved_tensors
+        _, labels, log_p = _saved_log_softmax(ctx)
         alpha, gamma = ctx.alpha, ctx.gamma
-        log_p = ctx.log_p if ctx.log_p is not None else torch.log_softmax(x, 1)
-        ctx.log_p = None
         index = labels.unsqueeze(1)
         # clamped: p_t log p_t is 0, not 0 * -inf, where a huge logit spread gives log p_t = -inf
         log_pt = log_p.gather(1, index).clamp_min(torch.finfo(log_p.dtype).min)

@@ -34,8 +34,8 @@ from torch import Tensor, nn
 from detloss import distribution_focal_loss as _distribution_focal_loss
 from detloss import sigmoid_focal_loss as _sigmoid_focal_loss
 from detloss import varifocal_loss as _varifocal_loss
-from detloss._checks import check_number
 from detloss.boxes import box_iou as _box_iou
+from detloss.checks import check_number
 
 __all__ = ["DFLoss", "FocalLoss", "VarifocalLoss", "bbox_iou"]
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from detloss._checks import LARGEST, check_number
+from detloss.checks import LARGEST, check_number
 from detloss.reduction import check_reduction
 
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from torch import Tensor
 
-from detloss._checks import check_number
 from detloss.bounded_iou import bounded_iou_loss
 from detloss.boxes import check_eps
+from detloss.checks import check_number
 from detloss.modules.base import WeightedLoss
 from detloss.registry import register_loss
 

@@ -1,4 +1,4 @@
-"""Modules of the classification losses in :mod:`detloss.cross_entropy`, :mod:`detloss.focal` and
+"""Modules of the classification losses in :mod:`detloss.ce`, :mod:`detloss.focal` and
 :mod:`detloss.gfl` (mmdetection's names and arguments)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from detloss._checks import check_number
-from detloss.cross_entropy import binary_cross_entropy, cross_entropy
+from detloss.ce import binary_cross_entropy, cross_entropy
+from detloss.checks import check_number
 from detloss.focal import focal_loss_with_prob, sigmoid_focal_loss, softmax_focal_loss
 from detloss.gfl import (
     distribution_focal_loss,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from detloss._checks import check_divisor
+from detloss.checks import check_divisor
 from detloss.dice import dice_loss
 from detloss.modules.base import WeightedLoss
 from detloss.reduction import check_reduction

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from detloss._checks import check_number
+from detloss.checks import check_number
 from detloss.distributed import sum_over_ranks, world_size
 from detloss.ghm import (
     GHMC_LAST_EDGE,

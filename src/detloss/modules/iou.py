@@ -18,8 +18,8 @@ from typing import Any
 
 from torch import Tensor
 
-from detloss._checks import check_number
 from detloss.boxes import EPS, check_box_format
+from detloss.checks import check_number
 from detloss.extended_iou import extended_iou_loss
 from detloss.iou import (
     check_alpha_gate,

@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import Tensor
 
-from detloss._checks import check_number
+from detloss.checks import check_number
 from detloss.modules.base import WeightedLoss
 from detloss.registry import register_loss
 from detloss.regression import (

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import detloss
-from detloss._checks import check_tensor
+from detloss.checks import check_tensor
 from detloss.distributed import sum_over_ranks
 from detloss.modules.base import WeightedLoss
 from detloss.reduction import check_reduction

@@ -16,14 +16,6 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import Tensor
 
-from detloss._checks import (
-    check_floating,
-    check_label_tensor,
-    check_label_values,
-    check_number,
-    check_tensor,
-    compute_dtype,
-)
 from detloss._fast import apply_function
 from detloss._fast.softmax import SoftmaxCrossEntropy
 from detloss._labels import (
@@ -34,6 +26,14 @@ from detloss._labels import (
     is_dense,
     loss_dtype,
     row_weight,
+)
+from detloss.checks import (
+    check_floating,
+    check_label_tensor,
+    check_label_values,
+    check_number,
+    check_tensor,
+    compute_dtype,
 )
 from detloss.reduction import weight_reduce_loss
 

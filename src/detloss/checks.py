@@ -1,7 +1,9 @@
-"""Input checks and the compute dtype shared by every loss.
+"""Input checks and the compute dtype shared by every loss, its module and a user's own loss.
 
-Checks look only at shapes, dtypes and Python parameters, never at tensor values, so they cost no
-host-device synchronisation and trace cleanly under ``torch.compile(fullgraph=True)``.
+Checks look only at shapes, dtypes and Python parameters, never at tensor values (except
+:func:`check_label_values`, which reads them and is called only on request), so they cost no
+host-device synchronisation and trace cleanly under ``torch.compile(fullgraph=True)``. A bad
+argument raises ``TypeError`` or ``ValueError`` naming it, what was given and what is accepted.
 """
 
 from __future__ import annotations
