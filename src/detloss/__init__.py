@@ -1,83 +1,64 @@
 """detloss: exact, fast and numerically safe object-detection losses for PyTorch.
 
 Functional losses take tensors and return tensors; modules wrap them with mmdetection's
-constructor and forward signature; :func:`build_loss` builds a module from a config dict.
+constructor and forward signature; :func:`build_loss` builds a module from a config dict. Each
+loss file (``iou.py``, ``modules/iou.py``, ...) lists its public names in ``__all__`` and is
+re-exported here whole.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
-from detloss import boxes, checks, coder, distributed, faster_rcnn
-from detloss.bounded_iou import bounded_iou_loss
+from detloss import (
+    bounded_iou,
+    boxes,
+    ce,
+    checks,
+    coder,
+    dice,
+    distillation,
+    distributed,
+    eqlv2,
+    extended_iou,
+    faster_rcnn,
+    focal,
+    gaussian_focal,
+    gfl,
+    ghm,
+    iou,
+    modules,
+    regression,
+    seesaw,
+)
+from detloss.bounded_iou import *  # noqa: F403
 from detloss.boxes import box_iou, convert_boxes, validate_boxes
-from detloss.ce import binary_cross_entropy, cross_entropy
+from detloss.ce import *  # noqa: F403
 from detloss.coder import DeltaXYWHCoder
-from detloss.dice import dice_loss
-from detloss.distillation import knowledge_distillation_kl_div_loss
+from detloss.dice import *  # noqa: F403
+from detloss.distillation import *  # noqa: F403
 from detloss.distributed import global_avg_factor
-from detloss.eqlv2 import eqlv2_loss
-from detloss.extended_iou import extended_iou_loss
-from detloss.faster_rcnn import fast_rcnn_loss, rpn_loss
-from detloss.focal import (
-    focal_loss_with_prob,
-    sigmoid_focal_loss,
-    sigmoid_focal_loss_star,
-    softmax_focal_loss,
-)
-from detloss.gaussian_focal import gaussian_focal_loss
-from detloss.gfl import (
-    distribution_focal_loss,
-    quality_focal_loss,
-    quality_focal_loss_with_prob,
-    varifocal_loss,
-)
-from detloss.ghm import ghmc_loss, ghmr_loss
-from detloss.iou import (
-    ciou_loss,
-    diou_loss,
-    efficient_iou_loss,
-    giou_loss,
-    iou_loss,
-    siou_loss,
-)
-from detloss.modules import (
-    GHMC,
-    GHMR,
-    BalancedL1Loss,
-    BoundedIoULoss,
-    CIoULoss,
-    CrossEntropyLoss,
-    DiceLoss,
-    DIoULoss,
-    DistributionFocalLoss,
-    EfficientIoULoss,
-    EIoULoss,
-    EQLV2Loss,
-    FocalLoss,
-    GaussianFocalLoss,
-    GIoULoss,
-    HuberLoss,
-    IoULoss,
-    KnowledgeDistillationKLDivLoss,
-    L1Loss,
-    MSELoss,
-    QualityFocalLoss,
-    SeesawLoss,
-    SIoULoss,
-    SmoothL1Loss,
-    VarifocalLoss,
-    WeightedLoss,
-)
+from detloss.eqlv2 import *  # noqa: F403
+from detloss.extended_iou import *  # noqa: F403
+from detloss.faster_rcnn import *  # noqa: F403
+from detloss.focal import *  # noqa: F403
+from detloss.gaussian_focal import *  # noqa: F403
+from detloss.gfl import *  # noqa: F403
+from detloss.ghm import *  # noqa: F403
+from detloss.iou import *  # noqa: F403
+from detloss.modules.base import *  # noqa: F403
+from detloss.modules.bounded_iou import *  # noqa: F403
+from detloss.modules.classification import *  # noqa: F403
+from detloss.modules.dice import *  # noqa: F403
+from detloss.modules.distillation import *  # noqa: F403
+from detloss.modules.eqlv2 import *  # noqa: F403
+from detloss.modules.gaussian_focal import *  # noqa: F403
+from detloss.modules.ghm import *  # noqa: F403
+from detloss.modules.iou import *  # noqa: F403
+from detloss.modules.regression import *  # noqa: F403
+from detloss.modules.seesaw import *  # noqa: F403
 from detloss.reduction import weight_reduce_loss
 from detloss.registry import LOSSES, build_loss, register_loss
-from detloss.regression import (
-    balanced_l1_loss,
-    caffe_smooth_l1_loss,
-    huber_loss,
-    l1_loss,
-    mse_loss,
-    smooth_l1_loss,
-)
-from detloss.seesaw import seesaw_ce_loss
+from detloss.regression import *  # noqa: F403
+from detloss.seesaw import *  # noqa: F403
 
 try:
     __version__ = version("detloss")
@@ -85,78 +66,34 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0.0.0"
 
 __all__ = [
-    "GHMC",
-    "GHMR",
     "LOSSES",
-    "BalancedL1Loss",
-    "BoundedIoULoss",
-    "CIoULoss",
-    "CrossEntropyLoss",
-    "DIoULoss",
     "DeltaXYWHCoder",
-    "DiceLoss",
-    "DistributionFocalLoss",
-    "EIoULoss",
-    "EQLV2Loss",
-    "EfficientIoULoss",
-    "FocalLoss",
-    "GIoULoss",
-    "GaussianFocalLoss",
-    "HuberLoss",
-    "IoULoss",
-    "KnowledgeDistillationKLDivLoss",
-    "L1Loss",
-    "MSELoss",
-    "QualityFocalLoss",
-    "SIoULoss",
-    "SeesawLoss",
-    "SmoothL1Loss",
-    "VarifocalLoss",
-    "WeightedLoss",
     "__version__",
-    "balanced_l1_loss",
-    "binary_cross_entropy",
-    "bounded_iou_loss",
     "box_iou",
     "boxes",
     "build_loss",
-    "caffe_smooth_l1_loss",
     "checks",
-    "ciou_loss",
     "coder",
     "convert_boxes",
-    "cross_entropy",
-    "dice_loss",
-    "diou_loss",
     "distributed",
-    "distribution_focal_loss",
-    "efficient_iou_loss",
-    "eqlv2_loss",
-    "extended_iou_loss",
-    "fast_rcnn_loss",
     "faster_rcnn",
-    "focal_loss_with_prob",
-    "gaussian_focal_loss",
-    "ghmc_loss",
-    "ghmr_loss",
-    "giou_loss",
     "global_avg_factor",
-    "huber_loss",
-    "iou_loss",
-    "knowledge_distillation_kl_div_loss",
-    "l1_loss",
-    "mse_loss",
-    "quality_focal_loss",
-    "quality_focal_loss_with_prob",
     "register_loss",
-    "rpn_loss",
-    "seesaw_ce_loss",
-    "sigmoid_focal_loss",
-    "sigmoid_focal_loss_star",
-    "siou_loss",
-    "smooth_l1_loss",
-    "softmax_focal_loss",
     "validate_boxes",
-    "varifocal_loss",
     "weight_reduce_loss",
 ]
+__all__ += bounded_iou.__all__
+__all__ += ce.__all__
+__all__ += dice.__all__
+__all__ += distillation.__all__
+__all__ += eqlv2.__all__
+__all__ += extended_iou.__all__
+__all__ += faster_rcnn.__all__
+__all__ += focal.__all__
+__all__ += gaussian_focal.__all__
+__all__ += gfl.__all__
+__all__ += ghm.__all__
+__all__ += iou.__all__
+__all__ += regression.__all__
+__all__ += seesaw.__all__
+__all__ += modules.__all__

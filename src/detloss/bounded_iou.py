@@ -30,6 +30,8 @@ from detloss.boxes import check_eps
 from detloss.checks import check_number, prepare_pair
 from detloss.reduction import weight_reduce_loss
 
+__all__ = ["bounded_iou_loss"]
+
 
 def _centre_size(boxes: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     x1, y1, x2, y2 = (c * 0.5 for c in boxes.unbind(-1))  # halves: no sum or difference overflows

@@ -37,6 +37,8 @@ from detloss.checks import (
 )
 from detloss.reduction import weight_reduce_loss
 
+__all__ = ["binary_cross_entropy", "cross_entropy"]
+
 
 def cross_entropy(
     logits: Tensor,

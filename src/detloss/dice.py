@@ -19,6 +19,8 @@ from torch import Tensor
 from detloss.checks import check_divisor, prepare_pair
 from detloss.reduction import weight_reduce_loss
 
+__all__ = ["dice_loss"]
+
 
 def dice_loss(
     pred: Tensor,

@@ -21,6 +21,8 @@ from torch import Tensor
 from detloss.checks import check_number, prepare_pair
 from detloss.reduction import weight_reduce_loss
 
+__all__ = ["knowledge_distillation_kl_div_loss"]
+
 
 def check_temperature(T: object) -> float:  # noqa: N803 - mmdetection's name
     """``T`` in [1, 1e4]: at least 1 (mmdetection), so that ``logits / T`` cannot overflow, and at

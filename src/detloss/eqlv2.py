@@ -32,6 +32,8 @@ from detloss.checks import (
 )
 from detloss.reduction import weight_reduce_loss
 
+__all__ = ["eqlv2_loss"]
+
 
 def _check_inputs(
     cls_score: object, labels: object, pos_neg: object

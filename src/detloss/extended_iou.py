@@ -27,6 +27,8 @@ from detloss.boxes import EPS, BoxFormat, _corners, check_eps
 from detloss.checks import check_number
 from detloss.iou import _box_loss
 
+__all__ = ["extended_iou_loss"]
+
 
 def _extended_intersection(p: _Corners, t: _Corners) -> Tensor:
     """``I_ext`` of the module doc; maxima and minima pass the gradient to their first argument

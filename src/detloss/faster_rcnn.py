@@ -36,6 +36,8 @@ from detloss.checks import (
 from detloss.reduction import weight_reduce_loss
 from detloss.regression import resolve_beta, smooth_l1_loss
 
+__all__ = ["fast_rcnn_loss", "rpn_loss"]
+
 RegLoss = Callable[..., Tensor]
 NORMALIZERS: tuple[str, ...] = ("sampled", "paper")
 BACKGROUNDS: tuple[str, ...] = ("last", "first")

@@ -39,6 +39,13 @@ from detloss._labels import (
 from detloss.checks import check_number, compute_dtype
 from detloss.reduction import weight_reduce_loss
 
+__all__ = [
+    "focal_loss_with_prob",
+    "sigmoid_focal_loss",
+    "sigmoid_focal_loss_star",
+    "softmax_focal_loss",
+]
+
 # Beyond beta z = 40, softplus(z) = z to within half an ulp even in float64 (exp(-40) < 2^-57):
 # the linear branch is exact there and keeps a huge logit from overflowing.
 SOFTPLUS_LINEAR = 40.0

@@ -22,6 +22,8 @@ from torch import Tensor
 from detloss.checks import check_factor, check_tensor, prepare_pair
 from detloss.reduction import weight_reduce_loss
 
+__all__ = ["gaussian_focal_loss"]
+
 _EPS = 1e-12
 
 

@@ -31,6 +31,13 @@ from detloss._labels import (
 from detloss.checks import check_floating, check_number
 from detloss.reduction import check_weight, weight_reduce_loss
 
+__all__ = [
+    "distribution_focal_loss",
+    "quality_focal_loss",
+    "quality_focal_loss_with_prob",
+    "varifocal_loss",
+]
+
 
 def varifocal_loss(
     logits: Tensor,

@@ -32,6 +32,8 @@ from torch import Tensor
 from detloss.checks import check_divisor, check_floating, check_tensor, compute_dtype
 from detloss.reduction import weight_reduce_loss
 
+__all__ = ["ghmc_loss", "ghmr_loss"]
+
 GHMC_LAST_EDGE = 1.0 + 1e-6
 GHMR_LAST_EDGE = 1e3
 

@@ -38,6 +38,8 @@ from detloss.boxes import EPS, BoxFormat, _corners, _prepare_boxes, check_eps
 from detloss.checks import LARGEST, check_number, check_tensor
 from detloss.reduction import weight_reduce_loss
 
+__all__ = ["ciou_loss", "diou_loss", "efficient_iou_loss", "giou_loss", "iou_loss", "siou_loss"]
+
 IoUMode: TypeAlias = Literal["log", "linear", "square"]
 IOU_MODES: tuple[str, ...] = ("log", "linear", "square")
 

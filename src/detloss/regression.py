@@ -21,6 +21,15 @@ from torch import Tensor
 from detloss.checks import check_number, prepare_pair
 from detloss.reduction import check_weight, weight_reduce_loss
 
+__all__ = [
+    "balanced_l1_loss",
+    "caffe_smooth_l1_loss",
+    "huber_loss",
+    "l1_loss",
+    "mse_loss",
+    "smooth_l1_loss",
+]
+
 SIGMA_RANGE: tuple[float, float] = (1e-150, 1e150)
 """Caffe's ``sigma``: beyond these ``beta = 1 / sigma^2`` is not a finite, non-zero float."""
 BALANCED_L1_RATIO_RANGE: tuple[float, float] = (1e-30, 80.0)

@@ -38,6 +38,8 @@ from detloss.checks import (
 )
 from detloss.reduction import weight_reduce_loss
 
+__all__ = ["seesaw_ce_loss"]
+
 
 def _log_mitigation(cum_samples: Tensor, labels: Tensor, p: float) -> Tensor:
     log_count = cum_samples.clamp_min(1).log()

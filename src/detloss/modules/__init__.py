@@ -1,62 +1,42 @@
-"""``nn.Module`` wrappers of the functional losses, with mmdetection's constructor and forward."""
+"""``nn.Module`` wrappers of the functional losses, with mmdetection's constructor and forward.
 
-from detloss.modules.base import WeightedLoss
-from detloss.modules.bounded_iou import BoundedIoULoss
-from detloss.modules.classification import (
-    CrossEntropyLoss,
-    DistributionFocalLoss,
-    FocalLoss,
-    QualityFocalLoss,
-    VarifocalLoss,
-)
-from detloss.modules.dice import DiceLoss
-from detloss.modules.distillation import KnowledgeDistillationKLDivLoss
-from detloss.modules.eqlv2 import EQLV2Loss
-from detloss.modules.gaussian_focal import GaussianFocalLoss
-from detloss.modules.ghm import GHMC, GHMR
-from detloss.modules.iou import (
-    CIoULoss,
-    DIoULoss,
-    EfficientIoULoss,
-    EIoULoss,
-    GIoULoss,
-    IoULoss,
-    SIoULoss,
-)
-from detloss.modules.regression import (
-    BalancedL1Loss,
-    HuberLoss,
-    L1Loss,
-    MSELoss,
-    SmoothL1Loss,
-)
-from detloss.modules.seesaw import SeesawLoss
+Each file lists its public modules in ``__all__``; this package re-exports them all, so a new
+module is public (and registered) by being defined and listed in its own file.
+"""
 
-__all__ = [
-    "GHMC",
-    "GHMR",
-    "BalancedL1Loss",
-    "BoundedIoULoss",
-    "CIoULoss",
-    "CrossEntropyLoss",
-    "DIoULoss",
-    "DiceLoss",
-    "DistributionFocalLoss",
-    "EIoULoss",
-    "EQLV2Loss",
-    "EfficientIoULoss",
-    "FocalLoss",
-    "GIoULoss",
-    "GaussianFocalLoss",
-    "HuberLoss",
-    "IoULoss",
-    "KnowledgeDistillationKLDivLoss",
-    "L1Loss",
-    "MSELoss",
-    "QualityFocalLoss",
-    "SIoULoss",
-    "SeesawLoss",
-    "SmoothL1Loss",
-    "VarifocalLoss",
-    "WeightedLoss",
-]
+from detloss.modules import (
+    base,
+    bounded_iou,
+    classification,
+    dice,
+    distillation,
+    eqlv2,
+    gaussian_focal,
+    ghm,
+    iou,
+    regression,
+    seesaw,
+)
+from detloss.modules.base import *  # noqa: F403
+from detloss.modules.bounded_iou import *  # noqa: F403
+from detloss.modules.classification import *  # noqa: F403
+from detloss.modules.dice import *  # noqa: F403
+from detloss.modules.distillation import *  # noqa: F403
+from detloss.modules.eqlv2 import *  # noqa: F403
+from detloss.modules.gaussian_focal import *  # noqa: F403
+from detloss.modules.ghm import *  # noqa: F403
+from detloss.modules.iou import *  # noqa: F403
+from detloss.modules.regression import *  # noqa: F403
+from detloss.modules.seesaw import *  # noqa: F403
+
+__all__ = base.__all__.copy()
+__all__ += bounded_iou.__all__
+__all__ += classification.__all__
+__all__ += dice.__all__
+__all__ += distillation.__all__
+__all__ += eqlv2.__all__
+__all__ += gaussian_focal.__all__
+__all__ += ghm.__all__
+__all__ += iou.__all__
+__all__ += regression.__all__
+__all__ += seesaw.__all__

@@ -9,6 +9,8 @@ from torch import Tensor, nn
 from detloss.checks import LARGEST, check_number
 from detloss.reduction import check_reduction
 
+__all__ = ["WeightedLoss"]
+
 
 class WeightedLoss(nn.Module):
     """A thin module over a functional loss.

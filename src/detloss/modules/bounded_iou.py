@@ -12,6 +12,8 @@ from detloss.checks import check_number
 from detloss.modules.base import WeightedLoss
 from detloss.registry import register_loss
 
+__all__ = ["BoundedIoULoss"]
+
 
 @register_loss()
 class BoundedIoULoss(WeightedLoss):

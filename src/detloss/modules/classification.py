@@ -21,6 +21,14 @@ from detloss.gfl import (
 from detloss.modules.base import WeightedLoss
 from detloss.registry import register_loss
 
+__all__ = [
+    "CrossEntropyLoss",
+    "DistributionFocalLoss",
+    "FocalLoss",
+    "QualityFocalLoss",
+    "VarifocalLoss",
+]
+
 
 def _check_focal_alpha(alpha: float | None, use_sigmoid: bool) -> float | None:
     """The functionals' rule, checked when the module is built: ``alpha`` in [0, 1]; with the

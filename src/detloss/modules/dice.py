@@ -10,6 +10,8 @@ from detloss.modules.base import WeightedLoss
 from detloss.reduction import check_reduction
 from detloss.registry import register_loss
 
+__all__ = ["DiceLoss"]
+
 
 @register_loss()
 class DiceLoss(WeightedLoss):

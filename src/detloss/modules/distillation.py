@@ -11,6 +11,8 @@ from detloss.distillation import check_temperature, knowledge_distillation_kl_di
 from detloss.modules.base import WeightedLoss
 from detloss.registry import register_loss
 
+__all__ = ["KnowledgeDistillationKLDivLoss"]
+
 
 @register_loss()
 class KnowledgeDistillationKLDivLoss(WeightedLoss):

@@ -28,6 +28,8 @@ from detloss.eqlv2 import check_parameters, eqlv2_gradient_statistics, eqlv2_los
 from detloss.modules.base import WeightedLoss
 from detloss.registry import register_loss
 
+__all__ = ["EQLV2Loss"]
+
 _RATIO_EPS = 1e-10
 
 

@@ -9,6 +9,8 @@ from detloss.modules.base import WeightedLoss
 from detloss.reduction import check_reduction
 from detloss.registry import register_loss
 
+__all__ = ["GaussianFocalLoss"]
+
 
 @register_loss()
 class GaussianFocalLoss(WeightedLoss):

@@ -38,6 +38,8 @@ from detloss.ghm import (
 from detloss.modules.base import WeightedLoss
 from detloss.registry import register_loss
 
+__all__ = ["GHMC", "GHMR"]
+
 
 class _GradientHarmonized(WeightedLoss):
     """The state and its update, shared by :class:`GHMC` and :class:`GHMR`."""

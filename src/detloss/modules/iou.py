@@ -34,6 +34,16 @@ from detloss.iou import (
 from detloss.modules.base import WeightedLoss
 from detloss.registry import register_loss
 
+__all__ = [
+    "CIoULoss",
+    "DIoULoss",
+    "EIoULoss",
+    "EfficientIoULoss",
+    "GIoULoss",
+    "IoULoss",
+    "SIoULoss",
+]
+
 MMDET_CIOU_GATE = 0.5
 """mmdetection's ``CIoULoss`` applies alpha v only where IoU > 0.5."""
 

@@ -19,6 +19,8 @@ from detloss.regression import (
     smooth_l1_loss,
 )
 
+__all__ = ["BalancedL1Loss", "HuberLoss", "L1Loss", "MSELoss", "SmoothL1Loss"]
+
 
 @register_loss()
 class SmoothL1Loss(WeightedLoss):

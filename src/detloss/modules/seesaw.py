@@ -34,6 +34,8 @@ from detloss.reduction import check_reduction
 from detloss.registry import register_loss
 from detloss.seesaw import check_parameters, seesaw_ce_loss
 
+__all__ = ["SeesawLoss"]
+
 
 def _check_num_classes(num_classes: object) -> int:
     if isinstance(num_classes, bool) or not isinstance(num_classes, int):
