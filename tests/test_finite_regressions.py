@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -359,3 +360,100 @@ def test_the_backend_variable_is_gone() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+# --- classification exponents -----------------------------------------------------------------
+
+_EXPONENT_RANGE = r"must be 0 or a finite number in \[1e-30, 1e\+30\], got "
+
+
+def _logits_and_targets() -> tuple[Tensor, Tensor]:
+    logits = torch.linspace(-3, 3, 12).reshape(3, 4)
+    return logits, (torch.arange(12).reshape(3, 4) % 5 == 0).float() * 0.75
+
+
+@pytest.mark.parametrize("value", [1e39, 1e300, 5e-324, 1e-31])
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (lambda x, t, v: detloss.sigmoid_focal_loss(x, t, gamma=v), "gamma"),
+        (lambda x, t, v: detloss.focal_loss_with_prob(x.sigmoid(), t, gamma=v), "gamma"),
+        (lambda x, t, v: detloss.softmax_focal_loss(x, torch.tensor([0, 3, 1]), gamma=v), "gamma"),
+        (lambda x, t, v: detloss.varifocal_loss(x, t, gamma=v), "gamma"),
+        (lambda x, t, v: detloss.quality_focal_loss(x, t, beta=v), "beta"),
+        (lambda x, t, v: detloss.quality_focal_loss_with_prob(x.sigmoid(), t, beta=v), "beta"),
+        (lambda x, t, v: detloss.gaussian_focal_loss(x.sigmoid(), t, alpha=v), "alpha"),
+        (lambda x, t, v: detloss.gaussian_focal_loss(x.sigmoid(), t, gamma=v), "gamma"),
+        (lambda x, t, v: detloss.FocalLoss(gamma=v), "gamma"),
+        (lambda x, t, v: detloss.FocalLoss(use_sigmoid=False, gamma=v), "gamma"),
+        (lambda x, t, v: detloss.VarifocalLoss(gamma=v), "gamma"),
+        (lambda x, t, v: detloss.QualityFocalLoss(beta=v), "beta"),
+        (lambda x, t, v: detloss.GaussianFocalLoss(alpha=v), "alpha"),
+        (lambda x, t, v: detloss.GaussianFocalLoss(gamma=v), "gamma"),
+    ],
+)
+def test_exponents_outside_float32_are_rejected_naming_the_range(
+    call, name: str, value: float
+) -> None:
+    # 1e39 reached PyTorch's RuntimeError, 1e300 gave NaN; below 1e-30 an exponent rounds to 0 in
+    # float32 (or to a subnormal), where 0**0 = 1 turned a peak's zero term into 27.6
+    logits, targets = _logits_and_targets()
+    with pytest.raises(ValueError, match=f"{name} {_EXPONENT_RANGE}{re.escape(repr(value))}"):
+        call(logits, targets, value)
+
+
+def test_multipliers_and_divisors_outside_float32_are_rejected() -> None:
+    logits, targets = _logits_and_targets()
+    for build in (
+        lambda: detloss.varifocal_loss(logits, targets, alpha=1e39),
+        lambda: detloss.VarifocalLoss(alpha=1e300),
+    ):
+        with pytest.raises(ValueError, match=r"alpha must be a finite number >= 0 and <= 1e\+30"):
+            build()
+    for gamma in (1e39, 1e-31):  # FL*'s gamma divides
+        with pytest.raises(ValueError, match=r"gamma must be a finite number >= 1e-30 and <= 1e"):
+            detloss.sigmoid_focal_loss_star(logits, targets, gamma=gamma)
+    # the ends of the ranges work
+    for value in (1e-30, 1e30):
+        assert torch.isfinite(detloss.sigmoid_focal_loss(logits, targets, gamma=value))
+        assert torch.isfinite(detloss.varifocal_loss(logits, targets, gamma=value))
+        assert torch.isfinite(detloss.quality_focal_loss(logits, targets, beta=value))
+    assert torch.isfinite(detloss.sigmoid_focal_loss_star(logits, targets, gamma=1e-30))
+
+
+def test_gaussian_focal_peaks_with_the_smallest_exponent() -> None:
+    # pred = target = 1 (a peak predicted exactly): (1 - target)**gamma is 0, so the negative
+    # term, -log(1e-12) = 27.6, is not added; 16 elements take PyTorch's vectorised pow
+    pred = torch.ones(16, dtype=torch.float16)
+    for gamma in (1e-30, 1e-7, 4.0):
+        loss = detloss.gaussian_focal_loss(pred, pred, alpha=0.0, gamma=gamma, reduction="none")
+        exact = detloss.gaussian_focal_loss(
+            pred.double(), pred.double(), alpha=0.0, gamma=gamma, reduction="none"
+        )
+        torch.testing.assert_close(loss.double(), exact, atol=1e-11, rtol=0)
+
+
+def _softmax_focal64(logits: Tensor, labels: Tensor, gamma: float) -> Tensor:
+    """The softmax focal loss in float64 from ``(1 - p_t)`` as PyTorch's ``pow`` takes it."""
+    log_pt = torch.log_softmax(logits.double(), 1).gather(1, labels.unsqueeze(1)).squeeze(1)
+    return -0.25 * (-torch.expm1(log_pt)) ** gamma * log_pt
+
+
+@pytest.mark.parametrize("gamma", [1e5, 1e7, 1e9, 1e30])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+def test_softmax_focal_with_a_huge_gamma(gamma: float, dtype: torch.dtype) -> None:
+    # 1 - p_t rounded to 1 in float32 (p_t < 6e-8) made (1 - p_t)**gamma 1 where it is e^-100
+    # and more, and the float16 gradient inf
+    logits = torch.tensor([[0.0, 17.0, -3.0], [0.0, 12.0, 1.0], [5.0, 0.0, 0.0], [0, 25.0, 0]])
+    labels = torch.tensor([0, 0, 0, 0])
+    x = logits.to(dtype).requires_grad_(True)
+    loss = detloss.softmax_focal_loss(x, labels, gamma=gamma, reduction="none")
+    (grad,) = torch.autograd.grad(loss.sum(), x)
+    x64 = logits.double().requires_grad_(True)
+    exact = _softmax_focal64(x64, labels, gamma)
+    (exact_grad,) = torch.autograd.grad(exact.sum(), x64)
+    # float64's own 1 - p_t has 1e-16 relative error, raised to gamma: a reference up to 1e9
+    torch.testing.assert_close(loss.double(), exact, rtol=1e-5, atol=1e-30)
+    # a float16 gradient: to float16's rounding, and 0 below its smallest number
+    rtol, atol = (1e-3, 6e-8) if dtype == torch.float16 else (1e-5, 1e-30)
+    torch.testing.assert_close(grad.double(), exact_grad, rtol=rtol, atol=atol)

@@ -163,8 +163,3 @@ def check_alpha(alpha: float | None) -> float | None:
     if value > 1:
         raise ValueError(f"alpha must be in [0, 1] (or None / negative for none), got {alpha!r}")
     return value
-
-
-def check_exponent(value: float, name: str) -> float:
-    """A focusing exponent (``gamma``, ``beta``): a finite number ``>= 0``."""
-    return check_number(value, name, low=0.0, strict=False)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import Tensor
 
-from detloss._checks import check_number, compute_dtype
+from detloss._checks import check_divisor, check_exponent, compute_dtype
 from detloss._fast import apply_function
 from detloss._fast.sigmoid_focal import SigmoidFocal
 from detloss._fast.softmax import SoftmaxFocal
@@ -27,7 +27,6 @@ from detloss._labels import (
     alpha_weight,
     check_alpha,
     check_class_indices,
-    check_exponent,
     check_index_range,
     check_sigmoid_targets,
     class_weight_tensor,
@@ -69,8 +68,8 @@ def sigmoid_focal_loss(
             with ``C`` = background.
         alpha: in ``[0, 1]``; ``None`` or negative (fvcore's -1) = no alpha weighting. ``alpha=1``
             zeroes the negatives' terms exactly, ``alpha=0`` the positives'.
-        gamma: ``>= 0``. ``gamma=0`` is PyTorch's ``binary_cross_entropy_with_logits`` element for
-            element (times ``alpha_t``).
+        gamma: 0 or in ``[1e-30, 1e30]`` (float32 represents it). ``gamma=0`` is PyTorch's
+            ``binary_cross_entropy_with_logits`` element for element (times ``alpha_t``).
         weight: element-wise; a 1-D weight of length N on ``(N, C)`` logits weights rows.
         reduction, avg_factor: see :func:`detloss.reduction.weight_reduce_loss`. "mean" divides by
             all ``N*C`` elements, as fvcore and torchvision (mmcv's CUDA op divides by N); dense
@@ -146,10 +145,10 @@ def sigmoid_focal_loss_star(
     """FL* (Lin et al. 2017, appendix): ``loss = -alpha_t * log(sigmoid(gamma * x * (2t - 1))) / gamma``.
 
     Evaluated as ``alpha_t * softplus(gamma * y) / gamma`` with ``y = x (1 - 2t)`` (``y`` itself
-    where ``gamma * y > 40``, so that no huge logit overflows). ``gamma > 0``; ``alpha`` as
-    :func:`sigmoid_focal_loss`. Defaults are fvcore's ``sigmoid_focal_loss_star`` (``alpha=-1`` =
-    ``None``, ``gamma=1``); labels, weight, reduction and ``check_labels`` as
-    :func:`sigmoid_focal_loss`.
+    where ``gamma * y > 40``, so that no huge logit overflows). ``gamma`` in ``[1e-30, 1e30]``
+    (it divides); ``alpha`` as :func:`sigmoid_focal_loss`. Defaults are fvcore's
+    ``sigmoid_focal_loss_star`` (``alpha=-1`` = ``None``, ``gamma=1``); labels, weight, reduction
+    and ``check_labels`` as :func:`sigmoid_focal_loss`.
 
     For hard targets ``gamma * y`` is exact when ``gamma`` is a power of two (fvcore's 1 included)
     and the loss is then within a few ulp of the exact value; otherwise ``gamma * y`` is rounded
@@ -159,7 +158,7 @@ def sigmoid_focal_loss_star(
     x, y = check_sigmoid_targets(logits, targets)
     if check_labels and not is_dense(y):
         check_index_range(y, x.shape[1], background=True)
-    g = check_number(gamma, "gamma", low=0.0, strict=True)
+    g = check_divisor(gamma, "gamma")
     a = check_alpha(alpha)
     x = x.to(loss_dtype(x, y))
     t = dense_targets(y.detach(), x)
@@ -192,7 +191,7 @@ def softmax_focal_loss(
 
     Args:
         logits: ``(N, C)``; labels: int64 ``(N,)`` in ``[0, C)`` (the background is a class here).
-        alpha: scalar in ``[0, 1]`` (mmcv default 0.25); gamma: ``>= 0``.
+        alpha: scalar in ``[0, 1]`` (mmcv default 0.25); gamma: 0 or in ``[1e-30, 1e30]``.
         class_weight: ``(C,)`` per-class weights (mmcv's ``weight`` argument).
         weight, reduction, avg_factor: see :func:`detloss.reduction.weight_reduce_loss`; "mean"
             divides by N, as mmcv.

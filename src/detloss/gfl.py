@@ -17,11 +17,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from detloss._checks import check_floating, check_number
+from detloss._checks import check_exponent, check_factor, check_floating
 from detloss._fast import apply_function
 from detloss._fast.gfl import QualityFocal, Varifocal
 from detloss._labels import (
-    check_exponent,
     check_index_range,
     check_sigmoid_targets,
     dense_targets,
@@ -53,7 +52,7 @@ def varifocal_loss(
 
     Args:
         logits, targets: ``(N, C)`` of the same shape; targets in ``[0, 1]``.
-        alpha: ``>= 0`` (default 0.75); gamma: ``>= 0`` (default 2).
+        alpha: in ``[0, 1e30]`` (default 0.75); gamma: 0 or in ``[1e-30, 1e30]`` (default 2).
         iou_weighted: weight positives by ``q`` (mmdetection's default True).
         weight, reduction, avg_factor: see :func:`detloss.reduction.weight_reduce_loss`.
 
@@ -68,7 +67,7 @@ def varifocal_loss(
         raise ValueError(
             f"targets must have the logits' shape {tuple(x.shape)}, got {tuple(q.shape)}"
         )
-    a = check_number(alpha, "alpha", low=0.0, strict=False)
+    a = check_factor(alpha, "alpha")
     g = check_exponent(gamma, "gamma")
     dtype = loss_dtype(x, q)
     loss = apply_function(Varifocal, x.to(dtype), q.detach().to(dtype), a, g, bool(iou_weighted))
@@ -98,7 +97,7 @@ def quality_focal_loss(
         targets: either the dense soft targets ``(N, C)`` (then ``scores`` is None), or int64 class
             indices ``(N,)`` with ``C`` = background, together with ``scores`` ``(N,)``: mmdetection's
             ``(label, score)`` tuple.
-        beta: ``>= 0`` (default 2).
+        beta: 0 or in ``[1e-30, 1e30]`` (default 2).
         weight, reduction, avg_factor: on the ``(N,)`` row losses; see
             :func:`detloss.reduction.weight_reduce_loss`.
         check_labels: for class indices, raise ``ValueError`` naming the first label outside
