@@ -457,3 +457,26 @@ def test_softmax_focal_with_a_huge_gamma(gamma: float, dtype: torch.dtype) -> No
     # a float16 gradient: to float16's rounding, and 0 below its smallest number
     rtol, atol = (1e-3, 6e-8) if dtype == torch.float16 else (1e-5, 1e-30)
     torch.testing.assert_close(grad.double(), exact_grad, rtol=rtol, atol=atol)
+
+
+# --- label smoothing --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("class_weight", [None, [1.0, 2.0, 0.5, 1.0, 1.0, 1.0, 3.0, 1.0, 1.0, 1.0]])
+@pytest.mark.parametrize("smoothing", [0.1, 1.0])
+def test_label_smoothing_at_logits_near_the_float32_range(class_weight, smoothing: float) -> None:
+    # log-probabilities of -6e37 summed over 10 classes overflowed (inf) where the loss, their
+    # weighted mean times eps, is 5e36 .. 1.6e38
+    logits = torch.tensor([[3e37] + [-3e37] * 9, [0.5, -1.0, 2.0] + [0.0] * 7])
+    labels = torch.tensor([0, 2])
+    x = logits.clone().requires_grad_(True)
+    kwargs = {"label_smoothing": smoothing, "reduction": "none"}
+    w = None if class_weight is None else torch.tensor(class_weight)
+    loss = detloss.cross_entropy(x, labels, class_weight=w, **kwargs)
+    (grad,) = torch.autograd.grad(loss.sum(), x)
+    x64 = logits.double().requires_grad_(True)
+    w64 = None if w is None else w.double()
+    exact = F.cross_entropy(x64, labels, weight=w64, **kwargs)
+    (exact_grad,) = torch.autograd.grad(exact.sum(), x64)
+    torch.testing.assert_close(loss.double(), exact, rtol=1e-6, atol=0)
+    torch.testing.assert_close(grad.double(), exact_grad, rtol=1e-5, atol=1e-7)

@@ -4,15 +4,17 @@
 Both take raw logits, compute float16/bfloat16 in float32 (the loss comes back in float32) and
 reduce through :func:`detloss.reduction.weight_reduce_loss` (``weight``, ``reduction`` in
 {"none", "mean", "sum"}, ``avg_factor``). The values are PyTorch's (``F.cross_entropy``,
-``F.binary_cross_entropy_with_logits``); the softmax cross-entropy of ``(N, C)`` logits without
-label smoothing takes its gradient from :mod:`detloss._fast.softmax` (the same forward kernels),
-which keeps no logits-sized tensor for backward.
+``F.binary_cross_entropy_with_logits``), label smoothing's computed without PyTorch's sum over
+the classes, which overflows where the loss does not; the softmax cross-entropy of ``(N, C)``
+logits without label smoothing takes its gradient from :mod:`detloss._fast.softmax` (the same
+forward kernels), which keeps no logits-sized tensor for backward.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -89,15 +91,31 @@ def cross_entropy(
         raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing!r}")
     x = x.to(compute_dtype(x))
     w = class_weight_tensor(class_weight, x)
-    if x.dim() == 2 and smoothing == 0:
+    if smoothing > 0:
+        loss = _label_smoothed(x, y, w, ignore_index, smoothing)
+    elif x.dim() == 2:
         loss = apply_function(SoftmaxCrossEntropy, x, y, w, ignore_index)
     else:
-        loss = F.cross_entropy(
-            x, y, weight=w, ignore_index=ignore_index, reduction="none", label_smoothing=smoothing
-        )
+        loss = F.cross_entropy(x, y, weight=w, ignore_index=ignore_index, reduction="none")
     if avg_non_ignore and reduction == "mean" and avg_factor is None:
         avg_factor = (y != ignore_index).sum().clamp_min(1).to(loss.dtype)
     return weight_reduce_loss(loss, weight, reduction, avg_factor)
+
+
+def _label_smoothed(
+    x: Tensor, y: Tensor, w: Tensor | None, ignore_index: int, smoothing: float
+) -> Tensor:
+    """PyTorch's label-smoothed cross-entropy per label, ``(1 - eps) nll_i + sum_c -(eps / C)
+    w_c log p_ic`` (0 where ``y_i = ignore_index``), with each term of the sum scaled by
+    ``eps / C`` before it is added: ``C`` log-probabilities near the float range overflow in a
+    sum where the loss, their weighted mean, is representable."""
+    log_p = torch.log_softmax(x, 1)
+    nll = F.nll_loss(log_p, y, w, ignore_index=ignore_index, reduction="none")
+    scale: Tensor | float = -smoothing / x.shape[1]
+    if w is not None:
+        scale = (w * scale).view(-1, *(1,) * (x.dim() - 2))
+    smooth = (log_p * scale).sum(1).masked_fill(y == ignore_index, 0.0)
+    return nll * (1 - smoothing) + smooth
 
 
 def binary_cross_entropy(
