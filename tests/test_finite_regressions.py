@@ -480,3 +480,54 @@ def test_label_smoothing_at_logits_near_the_float32_range(class_weight, smoothin
     (exact_grad,) = torch.autograd.grad(exact.sum(), x64)
     torch.testing.assert_close(loss.double(), exact, rtol=1e-6, atol=0)
     torch.testing.assert_close(grad.double(), exact_grad, rtol=1e-5, atol=1e-7)
+
+
+# --- the box coder at the ends of float32 -----------------------------------------------------
+
+_EXTREME_CODER = {"means": (1e30, -1e30, 0.0, 0.0), "stds": (1e-3, 1e3, 1e-3, 1e3)}
+
+
+@pytest.mark.parametrize("box_format", ["xyxy", "xywh", "cxcywh"])
+def test_decode_with_opposite_overflowing_terms_clips_to_a_finite_box(box_format: str) -> None:
+    # size * mean (1.5e67) and delta * std * size overflowed with opposite signs (inf - inf), and
+    # so did a corner's centre and half size: NaN where the box clipped to the image is finite
+    coder = detloss.DeltaXYWHCoder(**_EXTREME_CODER, box_format=box_format)
+    proposals = detloss.convert_boxes(torch.tensor([[0.0, 0.0, 3e37, 3e37]]), "xyxy", box_format)
+    deltas = torch.tensor([[-1e33, 2.0, 0.5, 0.5], [-1e33, 1e28, 0.0, 0.0]])
+    p, d = proposals.clone().requires_grad_(True), deltas.clone().requires_grad_(True)
+    boxes = coder.decode(p, d, max_shape=(1e-3, 1e-3))
+    grads = torch.autograd.grad(boxes.sum(), (p, d))
+    assert torch.isfinite(boxes).all()
+    assert all(torch.isfinite(g).all() for g in grads)
+    # y moves by -3e67 (far above the image: clipped to 0), then by 5e68 (below: to its height)
+    corners = detloss.convert_boxes(boxes, box_format, "xyxy")
+    torch.testing.assert_close(corners[:, 1::2], torch.tensor([[0.0, 0.0], [1e-3, 1e-3]]))
+    unclipped = coder.decode(proposals, deltas)
+    assert not torch.isnan(unclipped).any()
+
+
+def test_decode_of_large_proposals_keeps_the_ordinary_values() -> None:
+    # proposals above the scaled threshold (half * 1e30 > max / 8: all but the last y) give the
+    # float64 boxes; shifts of 2e38 and 2e32
+    coder = detloss.DeltaXYWHCoder(**_EXTREME_CODER)
+    proposals = torch.tensor([[0.0, 0.0, 1e9, 1e9], [-2e8, 0.0, 2e8, 1e3]])
+    deltas = torch.tensor([[-8e32, 1.2e27, 0.1, -0.2], [-8e32, 1.2e27, 0.0, 0.0]])
+    boxes = coder.decode(proposals, deltas)
+    exact = coder.decode(proposals.double(), deltas.double())
+    torch.testing.assert_close(boxes.double(), exact, rtol=1e-5, atol=0)
+
+
+def test_encode_of_a_flat_proposal_with_a_large_std() -> None:
+    # (offset / half - mean) / std overflowed in offset / half (1e39) where the delta is 1e36
+    coder = detloss.DeltaXYWHCoder(**_EXTREME_CODER)
+    proposals = torch.tensor([[0.0, 0.0, 1e-37, 1e-37]])
+    gt = torch.tensor([[0.0, 9e32, 1.0, 1e33]])
+    deltas = coder.encode(proposals, gt)
+    exact = coder.encode(proposals.double(), gt.double())
+    assert torch.isfinite(deltas).all()
+    torch.testing.assert_close(deltas.double(), exact, rtol=1e-5, atol=0)
+
+
+def test_coder_means_are_range_checked() -> None:
+    with pytest.raises(ValueError, match=r"means must be a finite number >= -1e\+30 and <= 1e\+30"):
+        detloss.DeltaXYWHCoder(means=(1e31, 0.0, 0.0, 0.0))
