@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
@@ -470,7 +471,7 @@ def test_label_smoothing_at_logits_near_the_float32_range(class_weight, smoothin
     logits = torch.tensor([[3e37] + [-3e37] * 9, [0.5, -1.0, 2.0] + [0.0] * 7])
     labels = torch.tensor([0, 2])
     x = logits.clone().requires_grad_(True)
-    kwargs = {"label_smoothing": smoothing, "reduction": "none"}
+    kwargs: dict[str, Any] = {"label_smoothing": smoothing, "reduction": "none"}
     w = None if class_weight is None else torch.tensor(class_weight)
     loss = detloss.cross_entropy(x, labels, class_weight=w, **kwargs)
     (grad,) = torch.autograd.grad(loss.sum(), x)
