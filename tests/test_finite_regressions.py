@@ -485,7 +485,7 @@ def test_label_smoothing_at_logits_near_the_float32_range(class_weight, smoothin
 
 # --- the box coder at the ends of float32 -----------------------------------------------------
 
-_EXTREME_CODER = {"means": (1e30, -1e30, 0.0, 0.0), "stds": (1e-3, 1e3, 1e-3, 1e3)}
+_EXTREME_CODER: dict[str, Any] = {"means": (1e30, -1e30, 0.0, 0.0), "stds": (1e-3, 1e3, 1e-3, 1e3)}
 
 
 @pytest.mark.parametrize("box_format", ["xyxy", "xywh", "cxcywh"])
