@@ -425,6 +425,7 @@ def test_multipliers_and_divisors_outside_float32_are_rejected() -> None:
 def test_gaussian_focal_peaks_with_the_smallest_exponent() -> None:
     # pred = target = 1 (a peak predicted exactly): (1 - target)**gamma is 0, so the negative
     # term, -log(1e-12) = 27.6, is not added; 16 elements take PyTorch's vectorised pow
+    # (nor its gradient, 1e12, which divided by avg_factor = 0 + eps was float16's inf)
     pred = torch.ones(16, dtype=torch.float16)
     for gamma in (1e-30, 1e-7, 4.0):
         loss = detloss.gaussian_focal_loss(pred, pred, alpha=0.0, gamma=gamma, reduction="none")
@@ -432,6 +433,10 @@ def test_gaussian_focal_peaks_with_the_smallest_exponent() -> None:
             pred.double(), pred.double(), alpha=0.0, gamma=gamma, reduction="none"
         )
         torch.testing.assert_close(loss.double(), exact, atol=1e-11, rtol=0)
+        p = pred.clone().requires_grad_(True)
+        total = detloss.gaussian_focal_loss(p, pred, alpha=0.0, gamma=gamma, reduction="sum")
+        (grad,) = torch.autograd.grad(total, p)
+        torch.testing.assert_close(grad, torch.full_like(grad, -1.0))
 
 
 def _softmax_focal64(logits: Tensor, labels: Tensor, gamma: float) -> Tensor:
