@@ -303,17 +303,22 @@ def test_out_of_range_labels_fail_with_a_message_of_detloss() -> None:
         detloss.cross_entropy(logits, torch.tensor([-1, 7]), check_labels=True)
     with pytest.raises(ValueError, match=r"in \[0, 3\); label 3"):
         detloss.softmax_focal_loss(logits, torch.tensor([0, 3]), check_labels=True)
-    # the sigmoid losses take C as the background class
+    # the sigmoid losses take C as the background class and ignore negative labels
+    background = r"in \[0, 3\] \(3 = background\) or negative \(ignored\); label 4"
     for fn in (detloss.sigmoid_focal_loss, detloss.sigmoid_focal_loss_star):
-        with pytest.raises(ValueError, match=r"in \[0, 3\] \(3 = background\); label 4"):
+        with pytest.raises(ValueError, match=background):
             fn(logits, torch.tensor([3, 4]), check_labels=True)
-        fn(logits, torch.tensor([3, 0]), check_labels=True)
+        fn(logits, torch.tensor([3, -1]), check_labels=True)
     with pytest.raises(ValueError, match=r"label 4 at index \(1,\)"):
         detloss.quality_focal_loss(
             logits, torch.tensor([3, 4]), torch.tensor([0.5, 0.5]), check_labels=True
         )
-    with pytest.raises(ValueError, match=r"in \[0, 3\] \(3 = background\) or -100"):
-        detloss.binary_cross_entropy(logits, torch.tensor([-1, 0]), check_labels=True)
+    with pytest.raises(ValueError, match=background):
+        detloss.binary_cross_entropy(logits, torch.tensor([-1, 4]), check_labels=True)
+    with pytest.raises(ValueError, match=r"negative \(ignored\) or 255 \(ignored\); label 4"):
+        detloss.binary_cross_entropy(
+            logits, torch.tensor([255, 4]), ignore_index=255, check_labels=True
+        )
     with pytest.raises(ValueError, match=r"1, 0, negative or -100 \(ignored\); label 2"):
         detloss.binary_cross_entropy(torch.zeros(3), torch.tensor([1, -1, 2]), check_labels=True)
     # valid labels: the same loss as without the check

@@ -31,13 +31,15 @@ from detloss._fast.softmax import SoftmaxCrossEntropy
 from detloss._labels import (
     check_index_range,
     check_sigmoid_targets,
+    check_targets,
     class_weight_tensor,
     dense_targets,
     is_dense,
+    label_mask,
     loss_dtype,
     row_weight,
 )
-from detloss.reduction import weight_reduce_loss
+from detloss.reduction import check_weight, weight_reduce_loss
 
 
 def cross_entropy(
@@ -140,8 +142,8 @@ def binary_cross_entropy(
         logits: ``(N, C)`` (or any shape with floating / binary integer targets of the same shape).
         targets: floating targets of the logits' shape; integer labels of the logits' shape
             (binary 0/1, negative values and ``ignore_index`` ignored, e.g. RPN labels with -1);
-            or int64 class indices ``(N,)`` for ``(N, C)`` logits (``C`` = background, an all-zero
-            row; ``ignore_index`` rows ignored).
+            or class indices ``(N,)`` for ``(N, C)`` logits (``C`` and above: background, an
+            all-zero row; negative and ``ignore_index`` rows ignored).
         pos_weight: weight of the positive term, broadcast along the last dimension (PyTorch).
         class_weight: per-class weights, broadcast along the last dimension as ``pos_weight``
             (``(C,)`` for ``(N, C)`` logits; its length must be the logits' last dimension).
@@ -149,31 +151,32 @@ def binary_cross_entropy(
         weight: element-wise weight; a 1-D weight of length N on ``(N, C)`` logits weights rows.
         reduction, avg_factor: see :func:`detloss.reduction.weight_reduce_loss`.
         check_labels: for integer targets, raise ``ValueError`` naming the first bad label: binary
-            labels must be 1, 0, negative or ``ignore_index``; class indices in ``[0, C]`` or
-            ``ignore_index`` (reads the labels: a host synchronisation, hence off by default).
+            labels must be 1, 0, negative or ``ignore_index``; class indices in ``[0, C]``,
+            negative or ``ignore_index`` (reads the labels: a host synchronisation, hence off by
+            default).
 
     Returns:
         The element-wise loss (the logits' shape) for "none", else a scalar.
     """
     x = check_floating(logits, "logits")
-    y = check_tensor(targets, "targets")
-    valid: Tensor | None = None
+    y = check_targets(targets)
+    labels: Tensor | None = None
     if is_dense(y) or y.shape == x.shape:
         if y.shape != x.shape:
             raise ValueError(
                 f"targets must have the logits' shape {tuple(x.shape)}, got {tuple(y.shape)}"
             )
         if not is_dense(y):
+            labels = check_label_tensor(y, "targets")
             if check_labels:
-                allowed = (y <= 1) | (y == ignore_index)
-                check_label_values(y, allowed, f"1, 0, negative or {ignore_index} (ignored)")
-            valid = (y >= 0) & (y != ignore_index)
-            y = y.clamp(0, 1).to(compute_dtype(x))
+                allowed = (labels <= 1) | (labels == ignore_index)
+                check_label_values(labels, allowed, f"1, 0, negative or {ignore_index} (ignored)")
+            y = labels.clamp(0, 1).to(compute_dtype(x))
     else:
-        x, y = check_sigmoid_targets(x, y)
+        x, labels = check_sigmoid_targets(x, y)
         if check_labels:
-            check_index_range(y, x.shape[1], background=True, ignore_index=ignore_index)
-        valid = ((y >= 0) & (y != ignore_index)).unsqueeze(1)
+            check_index_range(labels, x.shape[1], background=True, ignore_index=ignore_index)
+        y = labels
     x = x.to(loss_dtype(x, y))
     t = dense_targets(y, x)
     pw = None if pos_weight is None else check_tensor(pos_weight, "pos_weight").to(x.dtype)
@@ -181,9 +184,9 @@ def binary_cross_entropy(
         x, t, weight=class_weight_tensor(class_weight, x, -1), pos_weight=pw, reduction="none"
     )
     weight = row_weight(weight, x)
-    if valid is not None:
-        mask = valid.to(x.dtype).expand(loss.shape)
-        weight = mask if weight is None else weight.to(x.dtype) * mask
+    if labels is not None:
+        mask = label_mask(labels, loss.shape, x.dtype, ignore_index).expand(loss.shape)
+        weight = mask if weight is None else check_weight(weight, loss.shape).to(x.dtype) * mask
         if avg_non_ignore and reduction == "mean" and avg_factor is None:
             avg_factor = mask.sum().clamp_min(1)
     return weight_reduce_loss(loss, weight, reduction, avg_factor)

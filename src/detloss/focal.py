@@ -4,7 +4,7 @@ and softmax.
 All take raw logits, compute float16/bfloat16 in float32 (the loss comes back in float32) and reduce
 through :func:`detloss.reduction.weight_reduce_loss`. Targets receive no gradient. The sigmoid
 losses accept the label formats of :mod:`detloss._labels` (dense targets of the logits' shape, or
-int64 class indices ``(N,)`` with ``C`` = background).
+class indices ``(N,)``: ``C`` and above background, negative ignored).
 
 Precision: the cross-entropy inside the focal loss is ``t softplus(-x) + (1 - t) softplus(x)``,
 evaluated as a sum of non-negative terms, and ``1 - p_t`` as ``t sigmoid(-x) + (1 - t) sigmoid(x)``,
@@ -64,8 +64,8 @@ def sigmoid_focal_loss(
 
     Args:
         logits: ``(N, C)`` (any shape with floating targets).
-        targets: one-hot / soft float targets of the logits' shape, or int64 class indices ``(N,)``
-            with ``C`` = background.
+        targets: one-hot / soft float targets of the logits' shape, or class indices ``(N,)``
+            (``C`` and above: background; negative: ignored, a row of weight 0).
         alpha: in ``[0, 1]``; ``None`` or negative (fvcore's -1) = no alpha weighting. ``alpha=1``
             zeroes the negatives' terms exactly, ``alpha=0`` the positives'.
         gamma: 0 or in ``[1e-30, 1e30]`` (float32 represents it). ``gamma=0`` is PyTorch's
@@ -74,8 +74,8 @@ def sigmoid_focal_loss(
         reduction, avg_factor: see :func:`detloss.reduction.weight_reduce_loss`. "mean" divides by
             all ``N*C`` elements, as fvcore and torchvision (mmcv's CUDA op divides by N); dense
             heads pass ``avg_factor`` = number of positives.
-        check_labels: for class indices, raise ``ValueError`` naming the first label outside
-            ``[0, C]`` (reads the labels: a host synchronisation, hence off by default).
+        check_labels: for class indices, raise ``ValueError`` naming the first label above ``C``
+            (reads the labels: a host synchronisation, hence off by default).
 
     Returns:
         The element-wise loss (the logits' shape) for "none", else a scalar.
@@ -97,7 +97,7 @@ def sigmoid_focal_loss(
             loss = loss * alpha_weight(t, a)
     else:
         loss = apply_function(SigmoidFocal, x, t, a, g)
-    return weight_reduce_loss(loss, row_weight(weight, x), reduction, avg_factor)
+    return weight_reduce_loss(loss, row_weight(weight, x, y), reduction, avg_factor)
 
 
 def focal_loss_with_prob(
@@ -128,7 +128,7 @@ def focal_loss_with_prob(
     loss = prob_bce(p, t) * ((1 - p) * t + p * (1 - t)).pow(g)
     if a is not None:
         loss = loss * alpha_weight(t, a)
-    return weight_reduce_loss(loss, row_weight(weight, p), reduction, avg_factor)
+    return weight_reduce_loss(loss, row_weight(weight, p, y), reduction, avg_factor)
 
 
 def sigmoid_focal_loss_star(
@@ -165,7 +165,7 @@ def sigmoid_focal_loss_star(
     loss = F.softplus(x * (1 - 2 * t), beta=g, threshold=SOFTPLUS_LINEAR)
     if a is not None:
         loss = loss * alpha_weight(t, a)
-    return weight_reduce_loss(loss, row_weight(weight, x), reduction, avg_factor)
+    return weight_reduce_loss(loss, row_weight(weight, x, y), reduction, avg_factor)
 
 
 def softmax_focal_loss(

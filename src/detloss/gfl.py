@@ -24,6 +24,7 @@ from detloss._labels import (
     check_index_range,
     check_sigmoid_targets,
     dense_targets,
+    ignoring_labels,
     is_dense,
     loss_dtype,
     prob_bce,
@@ -94,14 +95,14 @@ def quality_focal_loss(
 
     Args:
         logits: ``(N, C)``.
-        targets: either the dense soft targets ``(N, C)`` (then ``scores`` is None), or int64 class
-            indices ``(N,)`` with ``C`` = background, together with ``scores`` ``(N,)``: mmdetection's
-            ``(label, score)`` tuple.
+        targets: either the dense soft targets ``(N, C)`` (then ``scores`` is None), or class
+            indices ``(N,)`` (``C`` and above: background; negative: ignored), together with
+            ``scores`` ``(N,)``: mmdetection's ``(label, score)`` tuple.
         beta: 0 or in ``[1e-30, 1e30]`` (default 2).
         weight, reduction, avg_factor: on the ``(N,)`` row losses; see
             :func:`detloss.reduction.weight_reduce_loss`.
-        check_labels: for class indices, raise ``ValueError`` naming the first label outside
-            ``[0, C]`` (reads the labels: a host synchronisation, hence off by default).
+        check_labels: for class indices, raise ``ValueError`` naming the first label above ``C``
+            (reads the labels: a host synchronisation, hence off by default).
 
     Returns:
         The loss per row ``(N,)`` for "none", else a scalar.
@@ -119,7 +120,7 @@ def quality_focal_loss(
         s = check_floating(scores, "scores")
         if is_dense(t) or s.shape != t.shape:
             raise ValueError(
-                "scores (N,) go with int64 class indices (N,), got targets "
+                "scores (N,) go with integer class indices (N,), got targets "
                 f"{tuple(t.shape)} {t.dtype} and scores {tuple(s.shape)}"
             )
         if check_labels:
@@ -128,6 +129,7 @@ def quality_focal_loss(
         q = dense_targets(t, x) * s.detach().to(x.dtype).unsqueeze(1)
     b = check_exponent(beta, "beta")
     loss = apply_function(QualityFocal, x, q, b).sum(dim=-1)
+    weight = ignoring_labels(weight, t, loss.shape, loss.dtype)
     return weight_reduce_loss(loss, weight, reduction, avg_factor)
 
 
@@ -159,13 +161,14 @@ def quality_focal_loss_with_prob(
         s = check_floating(scores, "scores")
         if is_dense(t) or s.shape != t.shape:
             raise ValueError(
-                "scores (N,) go with int64 class indices (N,), got targets "
+                "scores (N,) go with integer class indices (N,), got targets "
                 f"{tuple(t.shape)} {t.dtype} and scores {tuple(s.shape)}"
             )
         p = p.to(loss_dtype(p, s))
         q = dense_targets(t, p) * s.detach().to(p.dtype).unsqueeze(1)
     b = check_exponent(beta, "beta")
     loss = (prob_bce(p, q) * (q - p).abs().pow(b)).sum(dim=-1)
+    weight = ignoring_labels(weight, t, loss.shape, loss.dtype)
     return weight_reduce_loss(loss, weight, reduction, avg_factor)
 
 
