@@ -542,3 +542,16 @@ def test_encode_of_a_flat_proposal_with_a_large_std() -> None:
 def test_coder_means_are_range_checked() -> None:
     with pytest.raises(ValueError, match=r"means must be a finite number >= -1e\+30 and <= 1e\+30"):
         detloss.DeltaXYWHCoder(means=(1e31, 0.0, 0.0, 0.0))
+
+
+def test_binary_cross_entropy_rejects_a_wrong_weight_and_complex_targets_up_front() -> None:
+    # a row weight of the wrong size reached PyTorch's broadcasting RuntimeError (it met the
+    # mask of ignored labels first); complex targets a comparison PyTorch lacks
+    logits = torch.zeros(3, 4)
+    for targets in (torch.tensor([0, 4, -1]), torch.zeros(3, 4, dtype=torch.long)):
+        with pytest.raises(
+            ValueError, match=r"weight of shape \(5,\) cannot broadcast .* \(3, 4\)"
+        ):
+            detloss.binary_cross_entropy(logits, targets, weight=torch.ones(5))
+        with pytest.raises(TypeError, match="targets must be a real tensor .* complex64"):
+            detloss.binary_cross_entropy(logits, targets.to(torch.complex64))
