@@ -553,5 +553,5 @@ def test_binary_cross_entropy_rejects_a_wrong_weight_and_complex_targets_up_fron
             ValueError, match=r"weight of shape \(5,\) cannot broadcast .* \(3, 4\)"
         ):
             detloss.binary_cross_entropy(logits, targets, weight=torch.ones(5))
-        with pytest.raises(TypeError, match="targets must be a real tensor .* complex64"):
+        with pytest.raises(TypeError, match="targets must be a real tensor .*complex64"):
             detloss.binary_cross_entropy(logits, targets.to(torch.complex64))
