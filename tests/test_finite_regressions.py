@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
@@ -555,3 +556,52 @@ def test_binary_cross_entropy_rejects_a_wrong_weight_and_complex_targets_up_fron
             detloss.binary_cross_entropy(logits, targets, weight=torch.ones(5))
         with pytest.raises(TypeError, match="targets must be a real tensor .*complex64"):
             detloss.binary_cross_entropy(logits, targets.to(torch.complex64))
+
+
+# --- IoU modules and box_iou: the functional losses' checks and options -----------------------
+
+IOU_MODULES = ["IoULoss", "GIoULoss", "DIoULoss", "CIoULoss", "EIoULoss", "EfficientIoULoss"]
+
+
+@pytest.mark.parametrize("name", [*IOU_MODULES, "SIoULoss"])
+def test_iou_modules_check_eps_when_built_and_take_relative_eps(name: str) -> None:
+    cls = getattr(detloss, name)
+    # eps was only checked > 0 when built: 1e-300 and 1e31 failed at the first call
+    for eps in (1e-300, 1e31, 0.0):
+        with pytest.raises(ValueError, match=r"eps must be a finite number >= 1.17549e-38"):
+            cls(eps=eps)
+    with pytest.raises(TypeError, match="relative_eps must be a bool, got int"):
+        cls(relative_eps=1)
+    module = cls(relative_eps=True)
+    pred, target = torch.tensor([[0.1, 0.2, 0.4, 0.5]]), torch.tensor([[0.2, 0.1, 0.5, 0.3]])
+    for k in (1e-20, 1.0, 1e20):
+        torch.testing.assert_close(module(pred * k, target * k), module(pred, target))
+    assert "relative_eps=True" in repr(module)
+
+
+def test_siou_module_bounds_theta_when_built() -> None:
+    with pytest.raises(ValueError, match=r"theta must be a finite number >= 1 and <= 1e\+30"):
+        detloss.SIoULoss(theta=1e31)
+    assert detloss.SIoULoss(theta=1e30).theta == 1e30
+
+
+@pytest.mark.parametrize("kind", ["iou", "iof", "giou", "diou", "ciou"])
+def test_box_iou_takes_relative_eps(kind: str) -> None:
+    boxes1 = torch.tensor([[0.1, 0.2, 0.4, 0.5], [0.5, 0.5, 0.501, 0.501]])
+    boxes2 = torch.tensor([[0.2, 0.1, 0.5, 0.3], [0.5, 0.5, 0.501, 0.501]])
+    small = detloss.box_iou(boxes1, boxes2, kind, aligned=True, relative_eps=True)
+    for k in (1e-20, 640.0, 1e20):
+        torch.testing.assert_close(
+            detloss.box_iou(boxes1 * k, boxes2 * k, kind, aligned=True, relative_eps=True), small
+        )
+    # a small box has IoU 1 with itself (the absolute eps = 1e-6 gave 0.5)
+    if kind in ("iou", "iof", "giou"):
+        torch.testing.assert_close(small[1], torch.tensor(1.0), atol=1e-5, rtol=0)
+    losses: dict[str, Callable[..., Tensor]] = {  # the IoU family's losses are 1 - box_iou
+        "iou": functools.partial(detloss.iou_loss, mode="linear"),
+        "giou": detloss.giou_loss,
+        "diou": detloss.diou_loss,
+    }
+    if kind in losses:
+        got = losses[kind](boxes1, boxes2, relative_eps=True, reduction="none")
+        torch.testing.assert_close(got, 1 - small)
