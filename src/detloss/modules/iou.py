@@ -59,6 +59,18 @@ class BoxLoss(WeightedLoss):
         box_format: str = "xyxy",
         check_boxes: bool = False,
     ) -> None:
+        self._init_box(eps, reduction, loss_weight, relative_eps, box_format, check_boxes)
+
+    def _init_box(
+        self,
+        eps: float,
+        reduction: str,
+        loss_weight: float,
+        relative_eps: bool,
+        box_format: str,
+        check_boxes: bool,
+    ) -> None:
+        """The constructor's work, for the subclasses' constructors (each with its signature)."""
         super().__init__(reduction, loss_weight)
         self.eps = check_eps(eps)
         self.relative_eps = _check_bool(relative_eps, "relative_eps")
@@ -100,14 +112,7 @@ class IoULoss(BoxLoss):
         box_format: str = "xyxy",
         check_boxes: bool = False,
     ) -> None:
-        super().__init__(
-            eps,
-            reduction,
-            loss_weight,
-            relative_eps=relative_eps,
-            box_format=box_format,
-            check_boxes=check_boxes,
-        )
+        self._init_box(eps, reduction, loss_weight, relative_eps, box_format, check_boxes)
         self.mode: str = check_mode(mode)
         if _check_bool(linear, "linear"):
             if self.mode not in ("log", "linear"):
@@ -160,14 +165,7 @@ class CIoULoss(BoxLoss):
         box_format: str = "xyxy",
         check_boxes: bool = False,
     ) -> None:
-        super().__init__(
-            eps,
-            reduction,
-            loss_weight,
-            relative_eps=relative_eps,
-            box_format=box_format,
-            check_boxes=check_boxes,
-        )
+        self._init_box(eps, reduction, loss_weight, relative_eps, box_format, check_boxes)
         self.alpha_gate = check_alpha_gate(alpha_gate)
 
     def loss(self, pred: Tensor, target: Tensor, **kwargs: Any) -> Tensor:
@@ -195,14 +193,7 @@ class EIoULoss(BoxLoss):
         box_format: str = "xyxy",
         check_boxes: bool = False,
     ) -> None:
-        super().__init__(
-            eps,
-            reduction,
-            loss_weight,
-            relative_eps=relative_eps,
-            box_format=box_format,
-            check_boxes=check_boxes,
-        )
+        self._init_box(eps, reduction, loss_weight, relative_eps, box_format, check_boxes)
         self.smooth_point = check_number(smooth_point, "smooth_point", low=0.0, strict=False)
 
     def loss(self, pred: Tensor, target: Tensor, **kwargs: Any) -> Tensor:
@@ -244,14 +235,7 @@ class SIoULoss(BoxLoss):
         box_format: str = "xyxy",
         check_boxes: bool = False,
     ) -> None:
-        super().__init__(
-            eps,
-            reduction,
-            loss_weight,
-            relative_eps=relative_eps,
-            box_format=box_format,
-            check_boxes=check_boxes,
-        )
+        self._init_box(eps, reduction, loss_weight, relative_eps, box_format, check_boxes)
         self.neg_gamma = _check_bool(neg_gamma, "neg_gamma")
         self.clamp = _check_bool(clamp, "clamp")
         self.theta = check_number(theta, "theta", low=1.0, strict=False, high=LARGEST)
