@@ -63,11 +63,11 @@ real = st.one_of(nonnegative, positive.map(lambda v: -v))
 fraction = st.sampled_from([0.0, 1e-300, 1e-30, 1e-7, 0.5, 1 - 1e-7, 1.0])
 at_least_one = st.one_of(st.just(1.0), positive.map(lambda v: 1.0 + v))
 _BOX = {"eps": positive, "relative_eps": st.booleans()}
-# Known (the classification losses): focal, FL*, varifocal and quality focal accept exponents
-# beyond float32's range (1e39: RuntimeError from PyTorch, 1e300: NaN), and compute p**gamma from
-# p = sigmoid(x) rounded to 1 in float32 above x = 17, so that above gamma = 1e5 the factor (and a
-# float16 gradient) can be far too large (gamma = 7e9: 1 instead of 0.003). Drawn up to 1e4 until
-# fixed; the deep run draws every value.
+# Exponents and multipliers are range-checked (0 or [1e-30, 1e30]; [0, 1e30]): every value is
+# drawn where the loss passes. Known: the sigmoid focal, varifocal and quality focal losses on
+# logits compute p**gamma from p = sigmoid(x) rounded to 1 in float32 above x = 17, so that above
+# gamma = 1e5 the factor (and a float16 gradient) can be far too large (gamma = 7e9: 1 instead of
+# 0.003). Their exponents are drawn up to 1e4 until fixed; the deep run draws every value.
 _exponent = nonnegative if DEEP else st.floats(0, 1e4)
 _multiplier = nonnegative if DEEP else st.floats(0, 1e30)  # varifocal's alpha: the same
 
@@ -103,13 +103,13 @@ PARAMETERS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     "sigmoid_focal_loss": {"alpha": st.one_of(st.none(), fraction), "gamma": _exponent},
     "sigmoid_focal_loss_star": {
         "alpha": st.one_of(st.none(), fraction),
-        "gamma": _exponent.filter(lambda v: v > 0),
+        "gamma": positive,
     },
-    "softmax_focal_loss": {"alpha": fraction, "gamma": _exponent},
+    "softmax_focal_loss": {"alpha": fraction, "gamma": nonnegative},
     "varifocal_loss": {"alpha": _multiplier, "gamma": _exponent},
     "quality_focal_loss": {"beta": _exponent},
-    "focal_loss_with_prob": {"alpha": st.one_of(st.none(), fraction), "gamma": _exponent},
-    "quality_focal_loss_with_prob": {"beta": _exponent},
+    "focal_loss_with_prob": {"alpha": st.one_of(st.none(), fraction), "gamma": nonnegative},
+    "quality_focal_loss_with_prob": {"beta": nonnegative},
     "distribution_focal_loss": {"max_target": nonnegative},
 }
 """Per public loss, the parameters drawn at extreme values (every catalogued loss is listed)."""

@@ -99,20 +99,32 @@ def test_compiled_rows(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("option", ["--json", "--markdown", "--plot"])
-@pytest.mark.parametrize("where", ["missing directory", "a directory"])
+@pytest.mark.parametrize("where", ["missing directory", "a directory", "below a file"])
 def test_unwritable_output_fails_before_timing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, option: str, where: str
 ) -> None:
+    # the check of the other commands (detloss.cli.paths): one line, exit code 2, nothing created
     def no_timing(*_: object, **__: object) -> None:
         raise AssertionError("the benchmark ran")
 
     monkeypatch.setattr(cli, "run", no_timing)
-    path = tmp_path / "missing" / "out" if where == "missing directory" else tmp_path
+    (tmp_path / "a-file").write_text("")
+    path, message = {
+        "missing directory": (
+            tmp_path / "missing" / "out",
+            f"the directory {str(tmp_path / 'missing')!r} does not exist",
+        ),
+        "a directory": (tmp_path, f"{str(tmp_path)!r} is a directory, not a file"),
+        "below a file": (
+            tmp_path / "a-file" / "out",
+            f"the directory {str(tmp_path / 'a-file')!r} is not a directory",
+        ),
+    }[where]
     result = _bench("--quick", option, str(path))
     assert result.exit_code == 2
-    reason = f"no directory {path.parent}" if where == "missing directory" else "it is a directory"
-    assert result.stderr == f"detloss bench: error: cannot write {option} {path}: {reason}\n"
+    assert result.stderr == f"detloss bench: error: Invalid value for {option}: {message}\n"
     assert result.stdout == ""
+    assert not (tmp_path / "missing").exists()
 
 
 @pytest.mark.parametrize(
@@ -128,12 +140,6 @@ def test_bad_options_fail_with_one_line(args: tuple[str, ...], message: str) -> 
     assert result.exit_code == 2
     assert result.stderr.startswith(f"detloss bench: error: {message}")
     assert result.stderr.count("\n") == 1
-
-
-def test_unwritable() -> None:
-    assert cli.unwritable(Path(__file__)) is None
-    assert cli.unwritable(Path(__file__).parent / "new.json") is None
-    assert cli.unwritable(Path(__file__).parent) == "it is a directory"
 
 
 def _row(family: str, impl: str, ms: float, *, mode: str = "eager") -> Row:

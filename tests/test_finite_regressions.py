@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
@@ -301,17 +304,22 @@ def test_out_of_range_labels_fail_with_a_message_of_detloss() -> None:
         detloss.cross_entropy(logits, torch.tensor([-1, 7]), check_labels=True)
     with pytest.raises(ValueError, match=r"in \[0, 3\); label 3"):
         detloss.softmax_focal_loss(logits, torch.tensor([0, 3]), check_labels=True)
-    # the sigmoid losses take C as the background class
+    # the sigmoid losses take C as the background class and ignore negative labels
+    background = r"in \[0, 3\] \(3 = background\) or negative \(ignored\); label 4"
     for fn in (detloss.sigmoid_focal_loss, detloss.sigmoid_focal_loss_star):
-        with pytest.raises(ValueError, match=r"in \[0, 3\] \(3 = background\); label 4"):
+        with pytest.raises(ValueError, match=background):
             fn(logits, torch.tensor([3, 4]), check_labels=True)
-        fn(logits, torch.tensor([3, 0]), check_labels=True)
+        fn(logits, torch.tensor([3, -1]), check_labels=True)
     with pytest.raises(ValueError, match=r"label 4 at index \(1,\)"):
         detloss.quality_focal_loss(
             logits, torch.tensor([3, 4]), torch.tensor([0.5, 0.5]), check_labels=True
         )
-    with pytest.raises(ValueError, match=r"in \[0, 3\] \(3 = background\) or -100"):
-        detloss.binary_cross_entropy(logits, torch.tensor([-1, 0]), check_labels=True)
+    with pytest.raises(ValueError, match=background):
+        detloss.binary_cross_entropy(logits, torch.tensor([-1, 4]), check_labels=True)
+    with pytest.raises(ValueError, match=r"negative \(ignored\) or 255 \(ignored\); label 4"):
+        detloss.binary_cross_entropy(
+            logits, torch.tensor([255, 4]), ignore_index=255, check_labels=True
+        )
     with pytest.raises(ValueError, match=r"1, 0, negative or -100 \(ignored\); label 2"):
         detloss.binary_cross_entropy(torch.zeros(3), torch.tensor([1, -1, 2]), check_labels=True)
     # valid labels: the same loss as without the check
@@ -359,3 +367,241 @@ def test_the_backend_variable_is_gone() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+# --- classification exponents -----------------------------------------------------------------
+
+_EXPONENT_RANGE = r"must be 0 or a finite number in \[1e-30, 1e\+30\], got "
+
+
+def _logits_and_targets() -> tuple[Tensor, Tensor]:
+    logits = torch.linspace(-3, 3, 12).reshape(3, 4)
+    return logits, (torch.arange(12).reshape(3, 4) % 5 == 0).float() * 0.75
+
+
+@pytest.mark.parametrize("value", [1e39, 1e300, 5e-324, 1e-31])
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (lambda x, t, v: detloss.sigmoid_focal_loss(x, t, gamma=v), "gamma"),
+        (lambda x, t, v: detloss.focal_loss_with_prob(x.sigmoid(), t, gamma=v), "gamma"),
+        (lambda x, t, v: detloss.softmax_focal_loss(x, torch.tensor([0, 3, 1]), gamma=v), "gamma"),
+        (lambda x, t, v: detloss.varifocal_loss(x, t, gamma=v), "gamma"),
+        (lambda x, t, v: detloss.quality_focal_loss(x, t, beta=v), "beta"),
+        (lambda x, t, v: detloss.quality_focal_loss_with_prob(x.sigmoid(), t, beta=v), "beta"),
+        (lambda x, t, v: detloss.gaussian_focal_loss(x.sigmoid(), t, alpha=v), "alpha"),
+        (lambda x, t, v: detloss.gaussian_focal_loss(x.sigmoid(), t, gamma=v), "gamma"),
+        (lambda x, t, v: detloss.FocalLoss(gamma=v), "gamma"),
+        (lambda x, t, v: detloss.FocalLoss(use_sigmoid=False, gamma=v), "gamma"),
+        (lambda x, t, v: detloss.VarifocalLoss(gamma=v), "gamma"),
+        (lambda x, t, v: detloss.QualityFocalLoss(beta=v), "beta"),
+        (lambda x, t, v: detloss.GaussianFocalLoss(alpha=v), "alpha"),
+        (lambda x, t, v: detloss.GaussianFocalLoss(gamma=v), "gamma"),
+    ],
+)
+def test_exponents_outside_float32_are_rejected_naming_the_range(
+    call, name: str, value: float
+) -> None:
+    # 1e39 reached PyTorch's RuntimeError, 1e300 gave NaN; below 1e-30 an exponent rounds to 0 in
+    # float32 (or to a subnormal), where 0**0 = 1 turned a peak's zero term into 27.6
+    logits, targets = _logits_and_targets()
+    with pytest.raises(ValueError, match=f"{name} {_EXPONENT_RANGE}{re.escape(repr(value))}"):
+        call(logits, targets, value)
+
+
+def test_multipliers_and_divisors_outside_float32_are_rejected() -> None:
+    logits, targets = _logits_and_targets()
+    for build in (
+        lambda: detloss.varifocal_loss(logits, targets, alpha=1e39),
+        lambda: detloss.VarifocalLoss(alpha=1e300),
+    ):
+        with pytest.raises(ValueError, match=r"alpha must be a finite number >= 0 and <= 1e\+30"):
+            build()
+    for gamma in (1e39, 1e-31):  # FL*'s gamma divides
+        with pytest.raises(ValueError, match=r"gamma must be a finite number >= 1e-30 and <= 1e"):
+            detloss.sigmoid_focal_loss_star(logits, targets, gamma=gamma)
+    # the ends of the ranges work
+    for value in (1e-30, 1e30):
+        assert torch.isfinite(detloss.sigmoid_focal_loss(logits, targets, gamma=value))
+        assert torch.isfinite(detloss.varifocal_loss(logits, targets, gamma=value))
+        assert torch.isfinite(detloss.quality_focal_loss(logits, targets, beta=value))
+    assert torch.isfinite(detloss.sigmoid_focal_loss_star(logits, targets, gamma=1e-30))
+
+
+def test_gaussian_focal_peaks_with_the_smallest_exponent() -> None:
+    # pred = target = 1 (a peak predicted exactly): (1 - target)**gamma is 0, so the negative
+    # term, -log(1e-12) = 27.6, is not added; 16 elements take PyTorch's vectorised pow
+    # (nor its gradient, 1e12, which divided by avg_factor = 0 + eps was float16's inf)
+    pred = torch.ones(16, dtype=torch.float16)
+    for gamma in (1e-30, 1e-7, 4.0):
+        loss = detloss.gaussian_focal_loss(pred, pred, alpha=0.0, gamma=gamma, reduction="none")
+        exact = detloss.gaussian_focal_loss(
+            pred.double(), pred.double(), alpha=0.0, gamma=gamma, reduction="none"
+        )
+        torch.testing.assert_close(loss.double(), exact, atol=1e-11, rtol=0)
+        p = pred.clone().requires_grad_(True)
+        total = detloss.gaussian_focal_loss(p, pred, alpha=0.0, gamma=gamma, reduction="sum")
+        (grad,) = torch.autograd.grad(total, p)
+        torch.testing.assert_close(grad, torch.full_like(grad, -1.0))
+
+
+def _softmax_focal64(logits: Tensor, labels: Tensor, gamma: float) -> Tensor:
+    """The softmax focal loss in float64 from ``(1 - p_t)`` as PyTorch's ``pow`` takes it."""
+    log_pt = torch.log_softmax(logits.double(), 1).gather(1, labels.unsqueeze(1)).squeeze(1)
+    return -0.25 * (-torch.expm1(log_pt)) ** gamma * log_pt
+
+
+@pytest.mark.parametrize("gamma", [1e5, 1e7, 1e9, 1e30])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+def test_softmax_focal_with_a_huge_gamma(gamma: float, dtype: torch.dtype) -> None:
+    # 1 - p_t rounded to 1 in float32 (p_t < 6e-8) made (1 - p_t)**gamma 1 where it is e^-100
+    # and more, and the float16 gradient inf
+    logits = torch.tensor([[0.0, 17.0, -3.0], [0.0, 12.0, 1.0], [5.0, 0.0, 0.0], [0, 25.0, 0]])
+    labels = torch.tensor([0, 0, 0, 0])
+    x = logits.to(dtype).requires_grad_(True)
+    loss = detloss.softmax_focal_loss(x, labels, gamma=gamma, reduction="none")
+    (grad,) = torch.autograd.grad(loss.sum(), x)
+    x64 = logits.double().requires_grad_(True)
+    exact = _softmax_focal64(x64, labels, gamma)
+    (exact_grad,) = torch.autograd.grad(exact.sum(), x64)
+    # float64's own 1 - p_t has 1e-16 relative error, raised to gamma: a reference up to 1e9
+    torch.testing.assert_close(loss.double(), exact, rtol=1e-5, atol=1e-30)
+    # a float16 gradient: to float16's rounding, and 0 below its smallest number
+    rtol, atol = (1e-3, 6e-8) if dtype == torch.float16 else (1e-5, 1e-30)
+    torch.testing.assert_close(grad.double(), exact_grad, rtol=rtol, atol=atol)
+
+
+# --- label smoothing --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("class_weight", [None, [1.0, 2.0, 0.5, 1.0, 1.0, 1.0, 3.0, 1.0, 1.0, 1.0]])
+@pytest.mark.parametrize("smoothing", [0.1, 1.0])
+def test_label_smoothing_at_logits_near_the_float32_range(class_weight, smoothing: float) -> None:
+    # log-probabilities of -6e37 summed over 10 classes overflowed (inf) where the loss, their
+    # weighted mean times eps, is 5e36 .. 1.6e38
+    logits = torch.tensor([[3e37] + [-3e37] * 9, [0.5, -1.0, 2.0] + [0.0] * 7])
+    labels = torch.tensor([0, 2])
+    x = logits.clone().requires_grad_(True)
+    kwargs: dict[str, Any] = {"label_smoothing": smoothing, "reduction": "none"}
+    w = None if class_weight is None else torch.tensor(class_weight)
+    loss = detloss.cross_entropy(x, labels, class_weight=w, **kwargs)
+    (grad,) = torch.autograd.grad(loss.sum(), x)
+    x64 = logits.double().requires_grad_(True)
+    w64 = None if w is None else w.double()
+    exact = F.cross_entropy(x64, labels, weight=w64, **kwargs)
+    (exact_grad,) = torch.autograd.grad(exact.sum(), x64)
+    torch.testing.assert_close(loss.double(), exact, rtol=1e-6, atol=0)
+    torch.testing.assert_close(grad.double(), exact_grad, rtol=1e-5, atol=1e-7)
+
+
+# --- the box coder at the ends of float32 -----------------------------------------------------
+
+_EXTREME_CODER: dict[str, Any] = {"means": (1e30, -1e30, 0.0, 0.0), "stds": (1e-3, 1e3, 1e-3, 1e3)}
+
+
+@pytest.mark.parametrize("box_format", ["xyxy", "xywh", "cxcywh"])
+def test_decode_with_opposite_overflowing_terms_clips_to_a_finite_box(box_format: str) -> None:
+    # size * mean (1.5e67) and delta * std * size overflowed with opposite signs (inf - inf), and
+    # so did a corner's centre and half size: NaN where the box clipped to the image is finite
+    coder = detloss.DeltaXYWHCoder(**_EXTREME_CODER, box_format=box_format)
+    proposals = detloss.convert_boxes(torch.tensor([[0.0, 0.0, 3e37, 3e37]]), "xyxy", box_format)
+    deltas = torch.tensor([[-1e33, 2.0, 0.5, 0.5], [-1e33, 1e28, 0.0, 0.0]])
+    p, d = proposals.clone().requires_grad_(True), deltas.clone().requires_grad_(True)
+    boxes = coder.decode(p, d, max_shape=(1e-3, 1e-3))
+    grads = torch.autograd.grad(boxes.sum(), (p, d))
+    assert torch.isfinite(boxes).all()
+    assert all(torch.isfinite(g).all() for g in grads)
+    # y moves by -3e67 (far above the image: clipped to 0), then by 5e68 (below: to its height)
+    corners = detloss.convert_boxes(boxes, box_format, "xyxy")
+    torch.testing.assert_close(corners[:, 1::2], torch.tensor([[0.0, 0.0], [1e-3, 1e-3]]))
+    unclipped = coder.decode(proposals, deltas)
+    assert not torch.isnan(unclipped).any()
+
+
+def test_decode_of_large_proposals_keeps_the_ordinary_values() -> None:
+    # proposals above the scaled threshold (half * 1e30 > max / 8: all but the last y) give the
+    # float64 boxes; shifts of 2e38 and 2e32
+    coder = detloss.DeltaXYWHCoder(**_EXTREME_CODER)
+    proposals = torch.tensor([[0.0, 0.0, 1e9, 1e9], [-2e8, 0.0, 2e8, 1e3]])
+    deltas = torch.tensor([[-8e32, 1.2e27, 0.1, -0.2], [-8e32, 1.2e27, 0.0, 0.0]])
+    boxes = coder.decode(proposals, deltas)
+    exact = coder.decode(proposals.double(), deltas.double())
+    torch.testing.assert_close(boxes.double(), exact, rtol=1e-5, atol=0)
+
+
+def test_encode_of_a_flat_proposal_with_a_large_std() -> None:
+    # (offset / half - mean) / std overflowed in offset / half (1e39) where the delta is 1e36
+    coder = detloss.DeltaXYWHCoder(**_EXTREME_CODER)
+    proposals = torch.tensor([[0.0, 0.0, 1e-37, 1e-37]])
+    gt = torch.tensor([[0.0, 9e32, 1.0, 1e33]])
+    deltas = coder.encode(proposals, gt)
+    exact = coder.encode(proposals.double(), gt.double())
+    assert torch.isfinite(deltas).all()
+    torch.testing.assert_close(deltas.double(), exact, rtol=1e-5, atol=0)
+
+
+def test_coder_means_are_range_checked() -> None:
+    with pytest.raises(ValueError, match=r"means must be a finite number >= -1e\+30 and <= 1e\+30"):
+        detloss.DeltaXYWHCoder(means=(1e31, 0.0, 0.0, 0.0))
+
+
+def test_binary_cross_entropy_rejects_a_wrong_weight_and_complex_targets_up_front() -> None:
+    # a row weight of the wrong size reached PyTorch's broadcasting RuntimeError (it met the
+    # mask of ignored labels first); complex targets a comparison PyTorch lacks
+    logits = torch.zeros(3, 4)
+    for targets in (torch.tensor([0, 4, -1]), torch.zeros(3, 4, dtype=torch.long)):
+        with pytest.raises(
+            ValueError, match=r"weight of shape \(5,\) cannot broadcast .* \(3, 4\)"
+        ):
+            detloss.binary_cross_entropy(logits, targets, weight=torch.ones(5))
+        with pytest.raises(TypeError, match="targets must be a real tensor .*complex64"):
+            detloss.binary_cross_entropy(logits, targets.to(torch.complex64))
+
+
+# --- IoU modules and box_iou: the functional losses' checks and options -----------------------
+
+IOU_MODULES = ["IoULoss", "GIoULoss", "DIoULoss", "CIoULoss", "EIoULoss", "EfficientIoULoss"]
+
+
+@pytest.mark.parametrize("name", [*IOU_MODULES, "SIoULoss"])
+def test_iou_modules_check_eps_when_built_and_take_relative_eps(name: str) -> None:
+    cls = getattr(detloss, name)
+    # eps was only checked > 0 when built: 1e-300 and 1e31 failed at the first call
+    for eps in (1e-300, 1e31, 0.0):
+        with pytest.raises(ValueError, match=r"eps must be a finite number >= 1.17549e-38"):
+            cls(eps=eps)
+    with pytest.raises(TypeError, match="relative_eps must be a bool, got int"):
+        cls(relative_eps=1)
+    module = cls(relative_eps=True)
+    pred, target = torch.tensor([[0.1, 0.2, 0.4, 0.5]]), torch.tensor([[0.2, 0.1, 0.5, 0.3]])
+    for k in (1e-20, 1.0, 1e20):
+        torch.testing.assert_close(module(pred * k, target * k), module(pred, target))
+    assert "relative_eps=True" in repr(module)
+
+
+def test_siou_module_bounds_theta_when_built() -> None:
+    with pytest.raises(ValueError, match=r"theta must be a finite number >= 1 and <= 1e\+30"):
+        detloss.SIoULoss(theta=1e31)
+    assert detloss.SIoULoss(theta=1e30).theta == 1e30
+
+
+@pytest.mark.parametrize("kind", ["iou", "iof", "giou", "diou", "ciou"])
+def test_box_iou_takes_relative_eps(kind: str) -> None:
+    boxes1 = torch.tensor([[0.1, 0.2, 0.4, 0.5], [0.5, 0.5, 0.501, 0.501]])
+    boxes2 = torch.tensor([[0.2, 0.1, 0.5, 0.3], [0.5, 0.5, 0.501, 0.501]])
+    small = detloss.box_iou(boxes1, boxes2, kind, aligned=True, relative_eps=True)
+    for k in (1e-20, 640.0, 1e20):
+        torch.testing.assert_close(
+            detloss.box_iou(boxes1 * k, boxes2 * k, kind, aligned=True, relative_eps=True), small
+        )
+    # a small box has IoU 1 with itself (the absolute eps = 1e-6 gave 0.5)
+    if kind in ("iou", "iof", "giou"):
+        torch.testing.assert_close(small[1], torch.tensor(1.0), atol=1e-5, rtol=0)
+    losses: dict[str, Callable[..., Tensor]] = {  # the IoU family's losses are 1 - box_iou
+        "iou": functools.partial(detloss.iou_loss, mode="linear"),
+        "giou": detloss.giou_loss,
+        "diou": detloss.diou_loss,
+    }
+    if kind in losses:
+        got = losses[kind](boxes1, boxes2, relative_eps=True, reduction="none")
+        torch.testing.assert_close(got, 1 - small)

@@ -102,7 +102,7 @@ def test_build_and_bad_parameters() -> None:
         1.0,
     )
     with pytest.raises(
-        ValueError, match=r"alpha must be a finite number >= 0 and <= 1e\+30, got -1"
+        ValueError, match=r"alpha must be 0 or a finite number in \[1e-30, 1e\+30\], got -1"
     ):
         detloss.GaussianFocalLoss(alpha=-1)
     with pytest.raises(ValueError, match="neg_weight must be a finite number >= 0"):

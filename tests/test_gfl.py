@@ -314,14 +314,15 @@ def test_fast_losses_save_only_their_derivative() -> None:
     logits, labels, one_hot = _random()
     x = logits.requires_grad_(True)
     scores = torch.rand(40, dtype=torch.float64)
-    for call in (
-        lambda: detloss.varifocal_loss(x, one_hot * 0.6, reduction="none"),
-        lambda: detloss.quality_focal_loss(x, labels, scores, reduction="none"),
+    # with class indices, also the (N,) weight of the rows (0 where a label is ignored)
+    for call, rows in (
+        (lambda: detloss.varifocal_loss(x, one_hot * 0.6, reduction="none"), []),
+        (lambda: detloss.quality_focal_loss(x, labels, scores, reduction="none"), [(40,)]),
     ):
         saved: list[torch.Tensor] = []
         with recording_saved_tensors(saved):
             loss = call()
-        assert [tuple(t.shape) for t in saved] == [tuple(x.shape)]
+        assert [tuple(t.shape) for t in saved] == [tuple(x.shape), *rows]
         (grad,) = torch.autograd.grad(loss.sum(), x)
         torch.testing.assert_close(grad, saved[0])
 

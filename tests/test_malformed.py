@@ -23,13 +23,10 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 # By design: label values (here out of range, the logits cut to one class) are read only with
 # check_labels=True, a host synchronisation; without it PyTorch's indexing error stands.
-# To fix (an entry that no longer occurs fails the test, so that it goes with the fix):
-# binary_cross_entropy's row weight of the wrong size reaches a broadcasting RuntimeError, and
-# its complex targets a comparison PyTorch lacks.
+# An entry that no longer occurs fails the test, so that it goes with the fix.
 KNOWN: dict[str, set[str]] = {
     "cross_entropy": {"input 0 as last dim cut"},
     "softmax_focal_loss": {"input 0 as last dim cut"},
-    "binary_cross_entropy": {"input 1 as complex", "weight=wrong size"},
 }
 
 

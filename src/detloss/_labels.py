@@ -4,8 +4,9 @@ Sigmoid losses take logits of shape ``(N, C)`` (or any shape with floating targe
 one of two formats:
 
 * a floating (or bool) tensor of the logits' shape: one-hot or soft targets in ``[0, 1]``;
-* int64 class indices of shape ``(N,)``; the value ``C`` (and any value outside ``[0, C)``) is
-  background, an all-zero target row (mmdetection's convention).
+* class indices of shape ``(N,)``, of any integer dtype: ``C`` and above are background, an
+  all-zero target row (mmdetection's convention), and a negative index is ignored (a row of zero
+  weight). The table of every loss's labels is in ``docs/classification.md``.
 
 Every check reads shapes, dtypes and Python numbers only, never tensor values.
 """
@@ -25,6 +26,7 @@ from detloss.checks import (
     check_tensor,
     compute_dtype,
 )
+from detloss.reduction import check_weight
 
 
 def is_dense(targets: Tensor) -> bool:
@@ -32,17 +34,30 @@ def is_dense(targets: Tensor) -> bool:
     return targets.dtype.is_floating_point or targets.dtype == torch.bool
 
 
+def check_targets(targets: object) -> Tensor:
+    """Sigmoid targets: a real tensor (floating or bool targets, or integer labels)."""
+    t = check_tensor(targets, "targets")
+    if t.dtype.is_complex:
+        raise TypeError(
+            "targets must be a real tensor (floating or bool targets, or integer class indices), "
+            f"got dtype {t.dtype}"
+        )
+    return t
+
+
 def check_sigmoid_targets(logits: object, targets: object) -> tuple[Tensor, Tensor]:
     """Check logits and targets in one of the two sigmoid label formats (see the module doc)."""
     x = check_floating(logits, "logits")
-    t = check_tensor(targets, "targets")
+    t = check_targets(targets)
     if is_dense(t):
         if t.shape != x.shape:
             raise ValueError(
                 f"floating targets must have the logits' shape {tuple(x.shape)}, "
                 f"got {tuple(t.shape)}"
             )
-    elif x.dim() != 2 or t.shape != x.shape[:1]:
+        return x, t
+    t = check_label_tensor(t, "targets")
+    if x.dim() != 2 or t.shape != x.shape[:1]:
         raise ValueError(
             "integer targets must be class indices of shape (N,) for logits of shape (N, C), "
             f"got targets {tuple(t.shape)} and logits {tuple(x.shape)}"
@@ -65,20 +80,45 @@ def check_class_indices(logits: object, labels: object) -> tuple[Tensor, Tensor]
 def check_index_range(
     labels: Tensor, num_classes: int, *, background: bool, ignore_index: int | None = None
 ) -> None:
-    """Opt-in ``check_labels``: ``ValueError`` naming the first label outside ``[0, C)`` (``[0, C]``
-    where ``C`` is the background, as in the sigmoid losses), other than ``ignore_index``.
+    """Opt-in ``check_labels``: ``ValueError`` naming the first label outside ``[0, C)``, other
+    than ``ignore_index``; with a ``background`` class (the sigmoid losses) outside ``[0, C]``
+    and the negative labels, which those losses ignore.
 
     Reads the labels' values: a host synchronisation (and a graph break under ``torch.compile``).
     """
-    high = num_classes + 1 if background else num_classes
-    allowed = (labels >= 0) & (labels < high)
-    rule = f"in [0, {num_classes}]" if background else f"in [0, {num_classes})"
     if background:
-        rule += f" ({num_classes} = background)"
-    if ignore_index is not None:
+        allowed = labels <= num_classes
+        rule = f"in [0, {num_classes}] ({num_classes} = background) or negative (ignored)"
+    else:
+        allowed = (labels >= 0) & (labels < num_classes)
+        rule = f"in [0, {num_classes})"
+    if ignore_index is not None and not (background and ignore_index < 0):
         allowed = allowed | (labels == ignore_index)
         rule += f" or {ignore_index} (ignored)"
     check_label_values(labels, allowed, rule)
+
+
+def label_mask(
+    labels: Tensor, shape: torch.Size, dtype: torch.dtype, ignore_index: int | None = None
+) -> Tensor:
+    """1 where an integer label counts, 0 where it is ignored (negative, or ``ignore_index``),
+    shaped to broadcast against an element-wise loss of ``shape`` (a label per row of ``(N, C)``
+    logits becomes ``(N, 1)``)."""
+    valid = labels >= 0
+    if ignore_index is not None:
+        valid = valid & (labels != ignore_index)
+    return valid.to(dtype).view(*labels.shape, *(1,) * (len(shape) - labels.dim()))
+
+
+def ignoring_labels(
+    weight: Tensor | None, labels: Tensor, shape: torch.Size, dtype: torch.dtype
+) -> Tensor | None:
+    """The weight of an element-wise loss of ``shape``: ``weight`` (checked against ``shape``),
+    0 on the rows of negative class indices (ignored); ``weight`` itself for dense targets."""
+    if is_dense(labels):
+        return weight
+    mask = label_mask(labels, shape, dtype)
+    return mask if weight is None else check_weight(weight, shape).to(dtype) * mask
 
 
 def dense_targets(targets: Tensor, x: Tensor) -> Tensor:
@@ -98,14 +138,16 @@ def loss_dtype(logits: Tensor, *others: Tensor) -> torch.dtype:
     return compute_dtype(logits, *(t for t in others if t.dtype.is_floating_point))
 
 
-def row_weight(weight: Tensor | None, logits: Tensor) -> Tensor | None:
-    """mmdetection's rule: a 1-D weight of length N on ``(N, C)`` logits weights whole rows."""
-    if weight is None:
-        return None
-    w = check_tensor(weight, "weight")
-    if logits.dim() == 2 and w.dim() == 1 and w.shape[0] == logits.shape[0]:
-        return w.unsqueeze(1)
-    return w
+def row_weight(
+    weight: Tensor | None, logits: Tensor, labels: Tensor | None = None
+) -> Tensor | None:
+    """The element weight of a sigmoid loss of the logits' shape: mmdetection's rule (a 1-D
+    weight of length N on ``(N, C)`` logits weights whole rows), and with class-index ``labels``
+    0 on the rows of negative labels (:func:`ignoring_labels`)."""
+    w = None if weight is None else check_tensor(weight, "weight")
+    if w is not None and logits.dim() == 2 and w.dim() == 1 and w.shape[0] == logits.shape[0]:
+        w = w.unsqueeze(1)
+    return w if labels is None else ignoring_labels(w, labels, logits.shape, logits.dtype)
 
 
 def class_weight_tensor(
@@ -163,8 +205,3 @@ def check_alpha(alpha: float | None) -> float | None:
     if value > 1:
         raise ValueError(f"alpha must be in [0, 1] (or None / negative for none), got {alpha!r}")
     return value
-
-
-def check_exponent(value: float, name: str) -> float:
-    """A focusing exponent (``gamma``, ``beta``): a finite number ``>= 0``."""
-    return check_number(value, name, low=0.0, strict=False)

@@ -194,6 +194,7 @@ def box_iou(
     box_format: str = "xyxy",
     eps: float = EPS,
     iou_eps: float | None = None,
+    relative_eps: bool = False,
     check_boxes: bool = False,
 ) -> Tensor:
     """IoU, IoF, GIoU, DIoU or CIoU between boxes.
@@ -220,6 +221,8 @@ def box_iou(
         iou_eps: in the same range, the eps of the IoU's own denominator instead of ``eps``
             (torchvision's ``distance_box_iou`` and ``complete_box_iou`` divide ``I / U``
             without one and add ``eps`` elsewhere: ``iou_eps=NO_EPS``).
+        relative_eps: ``eps`` and ``iou_eps`` relative to each pair's size, as in the IoU losses
+            (:mod:`detloss.iou`): the IoU of boxes ``k * b`` is that of ``b`` for every ``k > 0``.
         check_boxes: validate the boxes first (:func:`validate_boxes`; reads values).
 
     Returns:
@@ -240,7 +243,7 @@ def box_iou(
     )
     p, t = _corners(b1, fmt), _corners(b2, fmt)
     if k == "iof":  # 0, with a zero gradient, where the first box has no area (as IoU's union)
-        g = _pair(p, t, eps)
+        g = _pair(p, t, eps, relative_eps)
         area = g.w * g.h
         return torch.where(area > 0, g.inter / (area + g.eps), 0.0)
-    return _iou_of_kind(k, p, t, eps, iou_eps=iou_eps)
+    return _iou_of_kind(k, p, t, eps, relative_eps=relative_eps, iou_eps=iou_eps)

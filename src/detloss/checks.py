@@ -90,6 +90,20 @@ def check_factor(value: object, name: str) -> float:
     return check_number(value, name, low=0.0, strict=False, high=LARGEST)
 
 
+def check_exponent(value: object, name: str) -> float:
+    """An exponent (``gamma``, ``beta``): 0 or a number in ``[SMALLEST, LARGEST]``. float32
+    represents each: a smaller positive exponent rounds to 0 there, where ``0**0`` is 1, not 0."""
+    try:
+        number = check_number(value, name, low=0.0, strict=False, high=LARGEST)
+    except ValueError:
+        number = math.nan
+    if number == 0 or SMALLEST <= number <= LARGEST:
+        return number
+    raise ValueError(
+        f"{name} must be 0 or a finite number in [{SMALLEST:g}, {LARGEST:g}], got {value!r}"
+    )
+
+
 def check_divisor(value: object, name: str) -> float:
     """A parameter that divides: a number in ``[SMALLEST, LARGEST]``."""
     return check_number(value, name, low=SMALLEST, strict=False, high=LARGEST)

@@ -28,7 +28,7 @@ from torch import Tensor
 
 from detloss._geometry import _Corners
 from detloss.boxes import _check_boxes_tensor, _from_corners, _prepare_boxes, check_box_format
-from detloss.checks import check_number, compute_dtype
+from detloss.checks import LARGEST, check_number, compute_dtype
 
 DEFAULT_CLAMP: float = math.log(1000.0 / 16)
 """dw, dh above this would make a box more than 62.5 times its proposal (and exp overflow later)."""
@@ -39,10 +39,8 @@ SCALE_RANGE: tuple[float, float] = (1e-30, 1e30)
 def _four(values: Sequence[float], name: str, *, scale: bool) -> tuple[float, ...]:
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) != 4:
         raise ValueError(f"{name} must be 4 numbers (x, y, w, h), got {values!r}")
-    if scale:
-        low, high = SCALE_RANGE
-        return tuple(check_number(v, name, low=low, strict=False, high=high) for v in values)
-    return tuple(check_number(v, name, low=-math.inf, strict=True) for v in values)
+    low, high = SCALE_RANGE if scale else (-LARGEST, LARGEST)
+    return tuple(check_number(v, name, low=low, strict=False, high=high) for v in values)
 
 
 def _is_number(value: object) -> bool:
@@ -67,13 +65,21 @@ def _constant_where(flat: Tensor, value: Tensor) -> Tensor:
     return torch.where(flat, value.detach(), value)
 
 
-def _offset(shift: Tensor, half: Tensor, flat: Tensor) -> Tensor:
-    """``shift / half`` (half a centre offset over half a proposal's size), a constant where
-    ``flat``. The backward of a division forms ``(shift / half) / half``: over a safe denominator
-    there, it overflows only with the gradient itself (a product with the reciprocal would form
-    ``gradient * shift`` first, which overflows for huge proposals)."""
+def _offset(shift: Tensor, half: Tensor, flat: Tensor, mean: float, std: float) -> Tensor:
+    """The normalised delta ``(shift / half - mean) / std`` (half a centre offset over half a
+    proposal's size), ``shift / half`` a constant where ``flat``.
+
+    Divided so that nothing overflows before the result: by ``std >= 1`` first (then
+    ``shift / std / half`` and ``mean / std`` are beyond the range only where the delta is),
+    by ``std < 1`` last (``shift / half`` beyond the range makes the delta so too). The backward
+    of a division forms ``(shift / half) / half``: over a safe denominator there, it overflows
+    only with the gradient itself (a product with the reciprocal would form ``gradient * shift``
+    first, which overflows for huge proposals)."""
+    if std >= 1:
+        shift = shift / std
     safe = torch.where(flat, 1.0, half)
-    return torch.where(flat, (shift / half).detach(), shift / safe)
+    ratio = torch.where(flat, (shift / half).detach(), shift / safe)
+    return ratio - mean / std if std >= 1 else (ratio - mean) / std
 
 
 MaxShape: TypeAlias = Sequence[float] | Sequence[Sequence[float]] | Tensor
@@ -114,8 +120,8 @@ class DeltaXYWHCoder:
     """Encode boxes as (dx, dy, dw, dh) deltas from proposals, and decode deltas into boxes.
 
     Args:
-        means, stds: the deltas' normalisation, ``(x, y, w, h)``; means finite, stds in
-            [1e-30, 1e30].
+        means, stds: the deltas' normalisation, ``(x, y, w, h)``; means in [-1e30, 1e30], stds
+            in [1e-30, 1e30].
         clamp: decoding clamps dw, dh to ``[-clamp, clamp]`` (``clamp_below=False``: to
             ``(-inf, clamp]``) before ``exp``, so no delta makes exp overflow. ``> 0``, and at
             most ``log`` of the largest number of the dtype decoded in (88.7 for float32).
@@ -221,15 +227,14 @@ class DeltaXYWHCoder:
         gx, gy, gw, gh = self._centre_half_size(g)
         floor = self.min_size * 0.5
         flat_x, flat_y = pw <= floor, ph <= floor
+        (mx, my, mw, mh), (sx, sy, sw, sh) = self.means, self.stds
         deltas = (
-            _offset(gx * 0.5 - px * 0.5, pw, flat_x),
-            _offset(gy * 0.5 - py * 0.5, ph, flat_y),
-            _constant_where(flat_x, torch.log(gw) - torch.log(pw)),
-            _constant_where(flat_y, torch.log(gh) - torch.log(ph)),
+            _offset(gx * 0.5 - px * 0.5, pw, flat_x, mx, sx),
+            _offset(gy * 0.5 - py * 0.5, ph, flat_y, my, sy),
+            (_constant_where(flat_x, torch.log(gw) - torch.log(pw)) - mw) / sw,
+            (_constant_where(flat_y, torch.log(gh) - torch.log(ph)) - mh) / sh,
         )
-        return torch.stack(
-            [(d - m) / s for d, m, s in zip(deltas, self.means, self.stds, strict=True)], dim=-1
-        )
+        return torch.stack(deltas, dim=-1)
 
     def decode(
         self,
@@ -263,18 +268,12 @@ class DeltaXYWHCoder:
         px, py, half_w, half_h = self._centre_half_size(p_t.to(dtype))
         dx, dy, dw, dh = d_t.to(dtype).unbind(-1)
         (mx, my, mw, mh), (sx, sy, sw, sh) = self.means, self.stds
-        # (delta * std + mean) * size, grouped so that a huge delta meets the small std * size
-        size_w, size_h = half_w * 2, half_h * 2
-        shift_x = torch.addcmul(size_w * mx, dx, size_w * sx)
-        shift_y = torch.addcmul(size_h * my, dy, size_h * sy)
-        if self.add_ctr_clamp:
-            shift_x = shift_x.clamp(-self.ctr_clamp, self.ctr_clamp)
-            shift_y = shift_y.clamp(-self.ctr_clamp, self.ctr_clamp)
         low = -self.clamp if self.clamp_below else None
-        half_w = half_w * torch.exp((dw * sw + mw).clamp(min=low, max=self.clamp))
-        half_h = half_h * torch.exp((dh * sh + mh).clamp(min=low, max=self.clamp))
-        cx, cy = px + shift_x, py + shift_y
-        box = _Corners(cx - half_w, cy - half_h, cx + half_w, cy + half_h)
+        grow_w = torch.exp((dw * sw + mw).clamp(min=low, max=self.clamp))
+        grow_h = torch.exp((dh * sh + mh).clamp(min=low, max=self.clamp))
+        cx, x1, x2 = self._axis(px, half_w, dx, mx, sx, grow_w)
+        cy, y1, y2 = self._axis(py, half_h, dy, my, sy, grow_h)
+        box = _Corners(x1, y1, x2, y2)
         if max_shape is not None and self.clip_border:
             height, width = _image_bounds(max_shape, box.x1)
             x1, y1, x2, y2 = (c.clamp(min=0) for c in box)
@@ -286,4 +285,34 @@ class DeltaXYWHCoder:
         if self.box_format == "xyxy":
             return torch.stack(box, dim=-1)
         first = (box.x1, box.y1) if self.box_format == "xywh" else (cx, cy)
-        return torch.stack((*first, half_w * 2, half_h * 2), dim=-1)
+        return torch.stack((*first, half_w * grow_w * 2, half_h * grow_h * 2), dim=-1)
+
+    def _axis(
+        self, centre: Tensor, half: Tensor, delta: Tensor, mean: float, std: float, grow: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The decoded centre and corners along one axis, for a proposal of ``centre`` and half
+        size ``half``: ``centre + size (delta * std + mean) (-+ half grow)``, ``size = 2 half``.
+
+        The shift is grouped as ``half * mean + delta * (half * std)``, so that a huge delta meets
+        the small ``half * std``. Where the terms could exceed an eighth of the largest number,
+        two of them could overflow with opposite signs (inf - inf) where their sum, or the
+        corner clipped to an image, is finite: there ``half`` is written as ``r * unit``
+        (``unit`` a power of two, ``r`` in [1, 2)), the terms are summed in units of ``unit``
+        and the sum scaled back, which overflows only where the result does. No value is NaN.
+        """
+        top = torch.finfo(half.dtype).max / 8
+        big = half * (grow * 0.5).clamp(min=max(abs(mean), std)) > top
+        power = torch.exp2(torch.floor(torch.log2(half.clamp(min=1))))
+        unit = torch.where(big, power, 1.0).detach()
+        r = half / unit
+        shift = delta * (r * std) if mean == 0 else torch.addcmul(r * mean, delta, r * std)
+        if self.add_ctr_clamp:  # a bounded shift: corners from the centre
+            moved = centre + (shift * unit * 2).clamp(-self.ctr_clamp, self.ctr_clamp)
+            extent = half * grow
+            return moved, moved - extent, moved + extent
+        extent = r * (grow * 0.5)
+        return (
+            centre + shift * unit * 2,
+            centre + (shift - extent) * unit * 2,
+            centre + (shift + extent) * unit * 2,
+        )

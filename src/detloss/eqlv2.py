@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from detloss._labels import dense_targets, label_mask
 from detloss.checks import (
     LARGEST,
     check_factor,
@@ -61,12 +62,13 @@ def check_parameters(gamma: float, mu: float, alpha: float) -> tuple[float, floa
 def _targets_and_weights(
     x: Tensor, labels: Tensor, pos_neg: Tensor, gamma: float, mu: float, alpha: float
 ) -> tuple[Tensor, Tensor]:
-    """One-hot targets and EQLv2's element weights ``w_pos t + w_neg (1 - t)``."""
-    t = (labels.unsqueeze(1) == torch.arange(x.shape[1], device=x.device)).to(x.dtype)
+    """One-hot targets and EQLv2's element weights ``w_pos t + w_neg (1 - t)`` (0 on the rows of
+    negative labels, which are ignored)."""
+    t = dense_targets(labels, x)
     ratio = pos_neg.detach().to(device=x.device, dtype=x.dtype)
     neg = torch.cat([torch.sigmoid(gamma * (ratio - mu)), ratio.new_ones(1)])
     pos = 1 + alpha * (1 - neg)
-    return t, torch.where(t > 0, pos, neg)
+    return t, torch.where(t > 0, pos, neg) * label_mask(labels, x.shape, x.dtype)
 
 
 def eqlv2_loss(
@@ -85,8 +87,8 @@ def eqlv2_loss(
 
     Args:
         cls_score: logits ``(N, K + 1)``, the last channel background (mmdetection's bbox head).
-        labels: integer labels ``(N,)`` in ``[0, K]`` (``K``: background); a label outside gives an
-            all-zero target row.
+        labels: integer labels ``(N,)`` in ``[0, K]`` (``K``: background); a label above ``K``
+            gives an all-zero target row, a negative one is ignored (a row of weight 0).
         pos_neg: ``(K,)`` accumulated positive-to-negative gradient ratio (the module's state).
         gamma: steepness of the mapping ``f`` (in [0, 1e30], default 12).
         mu: centre of the mapping ``f`` (in [-1e30, 1e30], default 0.8).

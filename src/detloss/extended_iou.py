@@ -54,6 +54,7 @@ def extended_iou_loss(
     smooth_point: float = 0.1,
     eps: float = EPS,
     *,
+    relative_eps: bool = False,
     box_format: str = "xyxy",
     check_boxes: bool = False,
     weight: Tensor | None = None,
@@ -68,7 +69,7 @@ def extended_iou_loss(
         smooth_point: ``s >= 0``, where the loss turns from quadratic to linear in ``1 - EIoU``
             (default 0.1, as mmdetection); 0 gives ``1 - EIoU``.
         eps: in [1.2e-38, 1e30], in EIoU's denominator (mmdetection's module default 1e-6).
-        check_boxes, weight, reduction, avg_factor: as :func:`detloss.giou_loss`.
+        relative_eps, check_boxes, weight, reduction, avg_factor: as :func:`detloss.giou_loss`.
 
     Computed, as every IoU loss, in units of the pair's enclosing box (:mod:`detloss._geometry`):
     valid boxes give mmdetection's value, any finite coordinates a finite loss. A box with
@@ -82,7 +83,7 @@ def extended_iou_loss(
         p, t, r = _in_units_of_s(_corners(pred_boxes, fmt), _corners(target_boxes, fmt))
         inter = _extended_intersection(p, t)
         union = (_area(p) + _area(t) - inter).clamp(min=0)
-        gap = 1 - (inter / (union + _area_eps(eps, r, False))).clamp(-1.0, 1.0)
+        gap = 1 - (inter / (union + _area_eps(eps, r, relative_eps))).clamp(-1.0, 1.0)
         # gap is in [0, 2]: PyTorch's Smooth L1 against 0 is the one-sided form, gap itself at
         # s = 0, and finite for an s too small for the dtype
         return F.smooth_l1_loss(gap, torch.zeros_like(gap), reduction="none", beta=s)

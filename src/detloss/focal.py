@@ -4,7 +4,7 @@ and softmax.
 All take raw logits, compute float16/bfloat16 in float32 (the loss comes back in float32) and reduce
 through :func:`detloss.reduction.weight_reduce_loss`. Targets receive no gradient. The sigmoid
 losses accept the label formats of :mod:`detloss._labels` (dense targets of the logits' shape, or
-int64 class indices ``(N,)`` with ``C`` = background).
+class indices ``(N,)``: ``C`` and above background, negative ignored).
 
 Precision: the cross-entropy inside the focal loss is ``t softplus(-x) + (1 - t) softplus(x)``,
 evaluated as a sum of non-negative terms, and ``1 - p_t`` as ``t sigmoid(-x) + (1 - t) sigmoid(x)``,
@@ -26,7 +26,6 @@ from detloss._labels import (
     alpha_weight,
     check_alpha,
     check_class_indices,
-    check_exponent,
     check_index_range,
     check_sigmoid_targets,
     class_weight_tensor,
@@ -36,7 +35,7 @@ from detloss._labels import (
     prob_bce,
     row_weight,
 )
-from detloss.checks import check_number, compute_dtype
+from detloss.checks import check_divisor, check_exponent, compute_dtype
 from detloss.reduction import weight_reduce_loss
 
 __all__ = [
@@ -72,18 +71,18 @@ def sigmoid_focal_loss(
 
     Args:
         logits: ``(N, C)`` (any shape with floating targets).
-        targets: one-hot / soft float targets of the logits' shape, or int64 class indices ``(N,)``
-            with ``C`` = background.
+        targets: one-hot / soft float targets of the logits' shape, or class indices ``(N,)``
+            (``C`` and above: background; negative: ignored, a row of weight 0).
         alpha: in ``[0, 1]``; ``None`` or negative (fvcore's -1) = no alpha weighting. ``alpha=1``
             zeroes the negatives' terms exactly, ``alpha=0`` the positives'.
-        gamma: ``>= 0``. ``gamma=0`` is PyTorch's ``binary_cross_entropy_with_logits`` element for
-            element (times ``alpha_t``).
+        gamma: 0 or in ``[1e-30, 1e30]`` (float32 represents it). ``gamma=0`` is PyTorch's
+            ``binary_cross_entropy_with_logits`` element for element (times ``alpha_t``).
         weight: element-wise; a 1-D weight of length N on ``(N, C)`` logits weights rows.
         reduction, avg_factor: see :func:`detloss.reduction.weight_reduce_loss`. "mean" divides by
             all ``N*C`` elements, as fvcore and torchvision (mmcv's CUDA op divides by N); dense
             heads pass ``avg_factor`` = number of positives.
-        check_labels: for class indices, raise ``ValueError`` naming the first label outside
-            ``[0, C]`` (reads the labels: a host synchronisation, hence off by default).
+        check_labels: for class indices, raise ``ValueError`` naming the first label above ``C``
+            (reads the labels: a host synchronisation, hence off by default).
 
     Returns:
         The element-wise loss (the logits' shape) for "none", else a scalar.
@@ -105,7 +104,7 @@ def sigmoid_focal_loss(
             loss = loss * alpha_weight(t, a)
     else:
         loss = apply_function(SigmoidFocal, x, t, a, g)
-    return weight_reduce_loss(loss, row_weight(weight, x), reduction, avg_factor)
+    return weight_reduce_loss(loss, row_weight(weight, x, y), reduction, avg_factor)
 
 
 def focal_loss_with_prob(
@@ -136,7 +135,7 @@ def focal_loss_with_prob(
     loss = prob_bce(p, t) * ((1 - p) * t + p * (1 - t)).pow(g)
     if a is not None:
         loss = loss * alpha_weight(t, a)
-    return weight_reduce_loss(loss, row_weight(weight, p), reduction, avg_factor)
+    return weight_reduce_loss(loss, row_weight(weight, p, y), reduction, avg_factor)
 
 
 def sigmoid_focal_loss_star(
@@ -153,10 +152,10 @@ def sigmoid_focal_loss_star(
     """FL* (Lin et al. 2017, appendix): ``loss = -alpha_t * log(sigmoid(gamma * x * (2t - 1))) / gamma``.
 
     Evaluated as ``alpha_t * softplus(gamma * y) / gamma`` with ``y = x (1 - 2t)`` (``y`` itself
-    where ``gamma * y > 40``, so that no huge logit overflows). ``gamma > 0``; ``alpha`` as
-    :func:`sigmoid_focal_loss`. Defaults are fvcore's ``sigmoid_focal_loss_star`` (``alpha=-1`` =
-    ``None``, ``gamma=1``); labels, weight, reduction and ``check_labels`` as
-    :func:`sigmoid_focal_loss`.
+    where ``gamma * y > 40``, so that no huge logit overflows). ``gamma`` in ``[1e-30, 1e30]``
+    (it divides); ``alpha`` as :func:`sigmoid_focal_loss`. Defaults are fvcore's
+    ``sigmoid_focal_loss_star`` (``alpha=-1`` = ``None``, ``gamma=1``); labels, weight, reduction
+    and ``check_labels`` as :func:`sigmoid_focal_loss`.
 
     For hard targets ``gamma * y`` is exact when ``gamma`` is a power of two (fvcore's 1 included)
     and the loss is then within a few ulp of the exact value; otherwise ``gamma * y`` is rounded
@@ -166,14 +165,14 @@ def sigmoid_focal_loss_star(
     x, y = check_sigmoid_targets(logits, targets)
     if check_labels and not is_dense(y):
         check_index_range(y, x.shape[1], background=True)
-    g = check_number(gamma, "gamma", low=0.0, strict=True)
+    g = check_divisor(gamma, "gamma")
     a = check_alpha(alpha)
     x = x.to(loss_dtype(x, y))
     t = dense_targets(y.detach(), x)
     loss = F.softplus(x * (1 - 2 * t), beta=g, threshold=SOFTPLUS_LINEAR)
     if a is not None:
         loss = loss * alpha_weight(t, a)
-    return weight_reduce_loss(loss, row_weight(weight, x), reduction, avg_factor)
+    return weight_reduce_loss(loss, row_weight(weight, x, y), reduction, avg_factor)
 
 
 def softmax_focal_loss(
@@ -199,7 +198,7 @@ def softmax_focal_loss(
 
     Args:
         logits: ``(N, C)``; labels: int64 ``(N,)`` in ``[0, C)`` (the background is a class here).
-        alpha: scalar in ``[0, 1]`` (mmcv default 0.25); gamma: ``>= 0``.
+        alpha: scalar in ``[0, 1]`` (mmcv default 0.25); gamma: 0 or in ``[1e-30, 1e30]``.
         class_weight: ``(C,)`` per-class weights (mmcv's ``weight`` argument).
         weight, reduction, avg_factor: see :func:`detloss.reduction.weight_reduce_loss`; "mean"
             divides by N, as mmcv.

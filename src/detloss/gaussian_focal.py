@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from detloss.checks import check_factor, check_tensor, prepare_pair
+from detloss.checks import check_exponent, check_factor, check_tensor, prepare_pair
 from detloss.reduction import weight_reduce_loss
 
 __all__ = ["gaussian_focal_loss"]
@@ -30,10 +30,10 @@ _EPS = 1e-12
 def check_parameters(
     alpha: float, gamma: float, pos_weight: float, neg_weight: float
 ) -> tuple[float, float, float, float]:
-    """Each in [0, 1e30]."""
+    """The exponents 0 or in [1e-30, 1e30], the factors in [0, 1e30]."""
     return (
-        check_factor(alpha, "alpha"),
-        check_factor(gamma, "gamma"),
+        check_exponent(alpha, "alpha"),
+        check_exponent(gamma, "gamma"),
         check_factor(pos_weight, "pos_weight"),
         check_factor(neg_weight, "neg_weight"),
     )
@@ -57,8 +57,8 @@ def gaussian_focal_loss(
     Args:
         pred: probabilities in [0, 1], any shape (e.g. ``(B, C, H, W)`` or ``(N, C)``).
         target: Gaussian heatmap of the same shape.
-        alpha: power of the prediction (in [0, 1e30]).
-        gamma: power of ``1 - target`` for the negatives (in [0, 1e30]).
+        alpha: power of the prediction (0 or in [1e-30, 1e30]).
+        gamma: power of ``1 - target`` for the negatives (0 or in [1e-30, 1e30]).
         pos_weight, neg_weight: factors of the positive and negative terms (in [0, 1e30]).
         positives: optional mask (or count) of ``pred``'s shape marking the positives, in place of
             ``target == 1``; :class:`detloss.GaussianFocalLoss` builds it from ``pos_inds`` and

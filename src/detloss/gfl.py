@@ -20,15 +20,15 @@ from torch import Tensor
 from detloss._fast import apply_function
 from detloss._fast.gfl import QualityFocal, Varifocal
 from detloss._labels import (
-    check_exponent,
     check_index_range,
     check_sigmoid_targets,
     dense_targets,
+    ignoring_labels,
     is_dense,
     loss_dtype,
     prob_bce,
 )
-from detloss.checks import check_floating, check_number
+from detloss.checks import check_exponent, check_factor, check_floating, check_number
 from detloss.reduction import check_weight, weight_reduce_loss
 
 __all__ = [
@@ -61,7 +61,7 @@ def varifocal_loss(
 
     Args:
         logits, targets: ``(N, C)`` of the same shape; targets in ``[0, 1]``.
-        alpha: ``>= 0`` (default 0.75); gamma: ``>= 0`` (default 2).
+        alpha: in ``[0, 1e30]`` (default 0.75); gamma: 0 or in ``[1e-30, 1e30]`` (default 2).
         iou_weighted: weight positives by ``q`` (mmdetection's default True).
         positive: the positives, a mask that broadcasts to the logits' shape (bool, or numbers:
             nonzero is positive); ``None`` (default, mmdetection) is ``targets > 0``. A positive of
@@ -80,7 +80,7 @@ def varifocal_loss(
         raise ValueError(
             f"targets must have the logits' shape {tuple(x.shape)}, got {tuple(q.shape)}"
         )
-    a = check_number(alpha, "alpha", low=0.0, strict=False)
+    a = check_factor(alpha, "alpha")
     g = check_exponent(gamma, "gamma")
     dtype = loss_dtype(x, q)
     x, q, iw = x.to(dtype), q.detach().to(dtype), bool(iou_weighted)
@@ -120,14 +120,14 @@ def quality_focal_loss(
 
     Args:
         logits: ``(N, C)``.
-        targets: either the dense soft targets ``(N, C)`` (then ``scores`` is None), or int64 class
-            indices ``(N,)`` with ``C`` = background, together with ``scores`` ``(N,)``: mmdetection's
-            ``(label, score)`` tuple.
-        beta: ``>= 0`` (default 2).
+        targets: either the dense soft targets ``(N, C)`` (then ``scores`` is None), or class
+            indices ``(N,)`` (``C`` and above: background; negative: ignored), together with
+            ``scores`` ``(N,)``: mmdetection's ``(label, score)`` tuple.
+        beta: 0 or in ``[1e-30, 1e30]`` (default 2).
         weight, reduction, avg_factor: on the ``(N,)`` row losses; see
             :func:`detloss.reduction.weight_reduce_loss`.
-        check_labels: for class indices, raise ``ValueError`` naming the first label outside
-            ``[0, C]`` (reads the labels: a host synchronisation, hence off by default).
+        check_labels: for class indices, raise ``ValueError`` naming the first label above ``C``
+            (reads the labels: a host synchronisation, hence off by default).
 
     Returns:
         The loss per row ``(N,)`` for "none", else a scalar.
@@ -145,7 +145,7 @@ def quality_focal_loss(
         s = check_floating(scores, "scores")
         if is_dense(t) or s.shape != t.shape:
             raise ValueError(
-                "scores (N,) go with int64 class indices (N,), got targets "
+                "scores (N,) go with integer class indices (N,), got targets "
                 f"{tuple(t.shape)} {t.dtype} and scores {tuple(s.shape)}"
             )
         if check_labels:
@@ -154,6 +154,7 @@ def quality_focal_loss(
         q = dense_targets(t, x) * s.detach().to(x.dtype).unsqueeze(1)
     b = check_exponent(beta, "beta")
     loss = apply_function(QualityFocal, x, q, b).sum(dim=-1)
+    weight = ignoring_labels(weight, t, loss.shape, loss.dtype)
     return weight_reduce_loss(loss, weight, reduction, avg_factor)
 
 
@@ -185,13 +186,14 @@ def quality_focal_loss_with_prob(
         s = check_floating(scores, "scores")
         if is_dense(t) or s.shape != t.shape:
             raise ValueError(
-                "scores (N,) go with int64 class indices (N,), got targets "
+                "scores (N,) go with integer class indices (N,), got targets "
                 f"{tuple(t.shape)} {t.dtype} and scores {tuple(s.shape)}"
             )
         p = p.to(loss_dtype(p, s))
         q = dense_targets(t, p) * s.detach().to(p.dtype).unsqueeze(1)
     b = check_exponent(beta, "beta")
     loss = (prob_bce(p, q) * (q - p).abs().pow(b)).sum(dim=-1)
+    weight = ignoring_labels(weight, t, loss.shape, loss.dtype)
     return weight_reduce_loss(loss, weight, reduction, avg_factor)
 
 

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from detloss._labels import dense_targets, label_mask
 from detloss.checks import check_divisor, check_floating, check_tensor, compute_dtype
 from detloss.reduction import weight_reduce_loss
 
@@ -67,9 +68,9 @@ def _classification_pair(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """GHM-C's logits, dense targets and element-wise label weights in the compute dtype.
 
-    Integer targets ``(N,)`` on ``(N, C)`` logits are class indices (values outside ``[0, C)``:
-    background, an all-zero row) and a ``(N,)`` label weight then weighs whole rows (mmdetection's
-    ``_expand_onehot_labels``).
+    Integer targets ``(N,)`` on ``(N, C)`` logits are class indices (``C`` and above: background,
+    an all-zero row; negative: ignored, a row of label weight 0) and a ``(N,)`` label weight then
+    weighs whole rows (mmdetection's ``_expand_onehot_labels``).
     """
     x = check_floating(pred, "pred")
     t = check_tensor(target, "target")
@@ -88,11 +89,12 @@ def _classification_pair(
     lw = None if label_weight is None else check_tensor(label_weight, "label_weight")
     floats = [v for v in (t, lw) if v is not None and v.dtype.is_floating_point]
     dtype = compute_dtype(x, *floats)
-    if indices:
-        t = t.unsqueeze(1) == torch.arange(x.shape[1], device=x.device)
-        if lw is not None and lw.shape == x.shape[:1]:
-            lw = lw.unsqueeze(1)
-    return x.to(dtype), t.to(dtype), _label_weight(lw, x, dtype)
+    if not indices:
+        return x.to(dtype), t.to(dtype), _label_weight(lw, x, dtype)
+    if lw is not None and lw.shape == x.shape[:1]:
+        lw = lw.unsqueeze(1)
+    weight = _label_weight(lw, x, dtype) * label_mask(t, x.shape, dtype)
+    return x.to(dtype), dense_targets(t.long(), x).to(dtype), weight
 
 
 def _label_weight(label_weight: Tensor | None, x: Tensor, dtype: torch.dtype) -> Tensor:
@@ -217,8 +219,8 @@ def ghmc_loss(
 
     Args:
         pred: logits ``(N, C)`` (any shape with floating targets).
-        target: targets in [0, 1] of ``pred``'s shape, or int64 class indices ``(N,)`` (values
-            outside ``[0, C)`` are background rows).
+        target: targets in [0, 1] of ``pred``'s shape, or integer class indices ``(N,)`` (``C``
+            and above: background rows; negative: ignored, as ``label_weight`` 0).
         label_weight: elements with ``label_weight > 0`` are valid (the value is not a weight, as in
             mmdetection); broadcasts to ``pred``, or ``(N,)`` with class indices. Default: all.
         bins: number of gradient-norm bins (``>= 1``).

@@ -13,7 +13,8 @@ exponential; its rounding is that of ``log_p`` itself). A second backward throug
   reduction="none")`` (its forward kernels, the same values), ``loss_i = -w[y_i] log p_i[y_i]``
   with ``p_i = softmax(x_i)`` (0 for an ignored row); ``d loss_i / d x_i = w[y_i] (p_i - onehot(y_i))``.
 * :class:`SoftmaxFocal`: ``loss_i = -alpha (1 - p_t)**gamma log p_t`` with ``p_t = p_i[y_i]``
-  and ``1 - p_t = -expm1(log p_t)`` (exact where ``p_t`` is close to 1);
+  and ``(1 - p_t)**gamma`` from ``log p_t`` (:func:`_power_of_one_minus`: accurate for every
+  ``gamma`` up to 1e30);
   ``d loss_i / d x_ij = (onehot_j - p_ij) * alpha (gamma (1 - p_t)**(gamma - 1) p_t log p_t
   - (1 - p_t)**gamma)``.
 """
@@ -29,6 +30,24 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 _LOG2_E = 1 / math.log(2)
+_LN_2 = math.log(2)
+
+
+def _power_of_one_minus(log_p: Tensor, exponent: float, *, floor: bool = False) -> Tensor:
+    """``(1 - p)**exponent`` from ``log p``, accurate for every exponent up to 1e30.
+
+    Where ``p < 1/2``, ``1 - p`` is close to 1 and rounding it would leave ``(1 - p)**gamma`` with
+    no correct digit once ``gamma p`` is large (``gamma = 1e10``, ``p = 1e-8``: 1 in float32
+    instead of ``e^-100``): there it is ``exp(exponent log1p(-p))``, whose error is that of one
+    exponential. Elsewhere ``m = 1 - p = -expm1(log p)`` is exact to rounding and ``m**exponent``
+    keeps it (``floor``: ``m`` at least the smallest normal number, for a negative exponent).
+    """
+    near_one = log_p < -_LN_2
+    log_m = torch.log1p(torch.exp(log_p).neg_())
+    m = torch.expm1(log_p).neg_()
+    if floor:
+        m = m.clamp_min_(torch.finfo(m.dtype).tiny)
+    return torch.where(near_one, log_m.mul_(exponent).exp_(), m.pow_(exponent))
 
 
 def _saved_log_softmax(ctx: Any) -> tuple[Tensor, ...]:
@@ -91,7 +110,7 @@ class SoftmaxFocal(torch.autograd.Function):
         half = x.gather(1, index).squeeze(1).mul(0.5).sub_(top.mul(0.5))
         half = half.add_(log_p.amax(1).mul(0.5))
         half_log_pt = torch.where(torch.isinf(log_pt), half, log_pt * 0.5)
-        return torch.expm1(log_pt).neg_().pow_(gamma).mul_(half_log_pt).mul_(-2 * alpha)
+        return _power_of_one_minus(log_pt, gamma).mul_(half_log_pt).mul_(-2 * alpha)
 
     @staticmethod
     @once_differentiable
@@ -101,11 +120,11 @@ class SoftmaxFocal(torch.autograd.Function):
         index = labels.unsqueeze(1)
         # clamped: p_t log p_t is 0, not 0 * -inf, where a huge logit spread gives log p_t = -inf
         log_pt = log_p.gather(1, index).clamp_min(torch.finfo(log_p.dtype).min)
-        m = torch.expm1(log_pt).neg_()  # 1 - p_t
-        # m**(gamma - 1) is infinite at m = 0 for gamma < 1, where p_t log p_t = 0 (the limit
-        # of the product is 0): clamped, the product is that 0.
-        slope = m.clamp_min(torch.finfo(m.dtype).tiny) if gamma < 1 else m
-        row = slope.pow(gamma - 1).mul_(log_pt.exp()).mul_(log_pt).mul_(gamma).sub_(m.pow(gamma))
+        # m**(gamma - 1) is infinite at m = 1 - p_t = 0 for gamma < 1, where p_t log p_t = 0
+        # (the limit of the product is 0): with m at least the smallest number, it is that 0.
+        slope = _power_of_one_minus(log_pt, gamma - 1, floor=gamma < 1)
+        row = slope.mul_(log_pt.exp()).mul_(log_pt).mul_(gamma)
+        row = row.sub_(_power_of_one_minus(log_pt, gamma))
         row.mul_(grad.unsqueeze(1)).mul_(alpha)
         gradient = log_p.mul_(_LOG2_E).exp2_().mul_(row.neg())  # -softmax(x) * row
         return gradient.scatter_add_(1, index, row), None, None, None

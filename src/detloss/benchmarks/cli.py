@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -16,6 +15,7 @@ from detloss.benchmarks import output
 from detloss.benchmarks.families import FAMILIES, Family
 from detloss.benchmarks.measure import run
 from detloss.cli import app
+from detloss.cli.paths import output_file
 
 NAMES = [family.name for family in FAMILIES]
 
@@ -24,17 +24,6 @@ def fail(message: str) -> NoReturn:
     """One line on stderr, exit code 2 (a usage error)."""
     typer.echo(f"detloss bench: error: {message}", err=True)
     raise typer.Exit(2)
-
-
-def unwritable(path: Path) -> str | None:
-    """Why a file cannot be written at ``path``, or ``None`` if it can."""
-    if path.is_dir():
-        return "it is a directory"
-    if not path.parent.is_dir():
-        return f"no directory {path.parent}"
-    if not os.access(path if path.exists() else path.parent, os.W_OK):
-        return "permission denied"
-    return None
 
 
 def _families(names: list[str] | None) -> list[Family]:
@@ -87,9 +76,8 @@ def bench(
     target = _device(device)
     outputs = {"--json": json_path, "--markdown": markdown_path, "--plot": plot_path}
     for option, path in outputs.items():
-        reason = None if path is None else unwritable(path)
-        if reason:
-            fail(f"cannot write {option} {path}: {reason}")
+        if path is not None:
+            output_file(path, option)
     if plot_path is not None and importlib.util.find_spec("matplotlib") is None:
         fail("--plot needs matplotlib (pip install 'detloss[bench]')")
     torch.set_num_threads(threads)

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from detloss.ce import binary_cross_entropy, cross_entropy
-from detloss.checks import check_number
+from detloss.checks import check_exponent, check_factor, check_number
 from detloss.focal import focal_loss_with_prob, sigmoid_focal_loss, softmax_focal_loss
 from detloss.gfl import (
     distribution_focal_loss,
@@ -126,7 +126,7 @@ class FocalLoss(WeightedLoss):
                 "FocalLoss(activated=True) needs use_sigmoid=True (probabilities of a sigmoid), "
                 "got use_sigmoid=False"
             )
-        self.gamma = check_number(gamma, "gamma", low=0.0, strict=False)
+        self.gamma = check_exponent(gamma, "gamma")
         self.alpha = _check_focal_alpha(alpha, self.use_sigmoid)
 
     def loss(self, pred: Tensor, target: Tensor, **kwargs: Any) -> Tensor:
@@ -160,8 +160,8 @@ class VarifocalLoss(WeightedLoss):
     ) -> None:
         super().__init__(reduction, loss_weight)
         _require_sigmoid(use_sigmoid, "VarifocalLoss")
-        self.alpha = check_number(alpha, "alpha", low=0.0, strict=False)
-        self.gamma = check_number(gamma, "gamma", low=0.0, strict=False)
+        self.alpha = check_factor(alpha, "alpha")
+        self.gamma = check_exponent(gamma, "gamma")
         self.iou_weighted = bool(iou_weighted)
 
     def loss(self, pred: Tensor, target: Tensor, **kwargs: Any) -> Tensor:
@@ -191,7 +191,7 @@ class QualityFocalLoss(WeightedLoss):
         super().__init__(reduction, loss_weight)
         _require_sigmoid(use_sigmoid, "QualityFocalLoss")
         self.activated = bool(activated)
-        self.beta = check_number(beta, "beta", low=0.0, strict=False)
+        self.beta = check_exponent(beta, "beta")
 
     def loss(self, pred: Tensor, target: Any, **kwargs: Any) -> Tensor:
         fn = quality_focal_loss_with_prob if self.activated else quality_focal_loss

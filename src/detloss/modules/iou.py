@@ -1,8 +1,9 @@
 """Modules of the IoU-family losses (mmdetection's names, arguments and meanings).
 
 Each takes mmdetection's ``eps``, ``reduction`` and ``loss_weight`` in mmdetection's positional
-order, the type's own mmdetection arguments, and detloss's keyword-only ``box_format`` and
-``check_boxes``. Where a registered name's mmdetection default differs from the paper, the module
+order, the type's own mmdetection arguments, and detloss's keyword-only ``relative_eps``,
+``box_format`` and ``check_boxes`` (the functional losses' arguments), checked when the module is
+built. Where a registered name's mmdetection default differs from the paper, the module
 follows mmdetection and the paper's version is an explicit argument: ``CIoULoss`` gates alpha v at
 IoU > 0.5 (``alpha_gate=None`` for the paper), ``SIoULoss`` has ``neg_gamma=False`` and the clamp.
 ``EIoULoss`` is mmdetection's Extended IoU; the Efficient IoU loss is ``EfficientIoULoss``.
@@ -18,8 +19,8 @@ from typing import Any
 
 from torch import Tensor
 
-from detloss.boxes import EPS, check_box_format
-from detloss.checks import check_number
+from detloss.boxes import EPS, check_box_format, check_eps
+from detloss.checks import LARGEST, check_number
 from detloss.extended_iou import extended_iou_loss
 from detloss.iou import (
     check_alpha_gate,
@@ -55,7 +56,8 @@ def _check_bool(value: object, name: str) -> bool:
 
 
 class BoxLoss(WeightedLoss):
-    """The shared constructor of the IoU-family modules: ``eps``, ``box_format``, ``check_boxes``."""
+    """The shared constructor of the IoU-family modules: ``eps`` (in [1.2e-38, 1e30]),
+    ``relative_eps``, ``box_format``, ``check_boxes``."""
 
     def __init__(
         self,
@@ -63,22 +65,41 @@ class BoxLoss(WeightedLoss):
         reduction: str = "mean",
         loss_weight: float = 1.0,
         *,
+        relative_eps: bool = False,
         box_format: str = "xyxy",
         check_boxes: bool = False,
     ) -> None:
+        self._init_box(eps, reduction, loss_weight, relative_eps, box_format, check_boxes)
+
+    def _init_box(
+        self,
+        eps: float,
+        reduction: str,
+        loss_weight: float,
+        relative_eps: bool,
+        box_format: str,
+        check_boxes: bool,
+    ) -> None:
+        """The constructor's work, for the subclasses' constructors (each with its signature)."""
         super().__init__(reduction, loss_weight)
-        self.eps = check_number(eps, "eps", low=0.0, strict=True)
+        self.eps = check_eps(eps)
+        self.relative_eps = _check_bool(relative_eps, "relative_eps")
         self.box_format: str = check_box_format(box_format)
         self.check_boxes = bool(check_boxes)
 
     def box_kwargs(self, **kwargs: Any) -> dict[str, Any]:
         """The functional loss's keyword arguments: this module's box options and ``kwargs``."""
-        return {"box_format": self.box_format, "check_boxes": self.check_boxes, **kwargs}
+        return {
+            "relative_eps": self.relative_eps,
+            "box_format": self.box_format,
+            "check_boxes": self.check_boxes,
+            **kwargs,
+        }
 
     def extra_repr(self) -> str:
         return (
-            f"eps={self.eps}, box_format={self.box_format!r}, check_boxes={self.check_boxes}, "
-            f"{super().extra_repr()}"
+            f"eps={self.eps}, relative_eps={self.relative_eps}, box_format={self.box_format!r}, "
+            f"check_boxes={self.check_boxes}, {super().extra_repr()}"
         )
 
 
@@ -97,12 +118,11 @@ class IoULoss(BoxLoss):
         loss_weight: float = 1.0,
         mode: str = "log",
         *,
+        relative_eps: bool = False,
         box_format: str = "xyxy",
         check_boxes: bool = False,
     ) -> None:
-        super().__init__(
-            eps, reduction, loss_weight, box_format=box_format, check_boxes=check_boxes
-        )
+        self._init_box(eps, reduction, loss_weight, relative_eps, box_format, check_boxes)
         self.mode: str = check_mode(mode)
         if _check_bool(linear, "linear"):
             if self.mode not in ("log", "linear"):
@@ -151,12 +171,11 @@ class CIoULoss(BoxLoss):
         loss_weight: float = 1.0,
         *,
         alpha_gate: float | None = MMDET_CIOU_GATE,
+        relative_eps: bool = False,
         box_format: str = "xyxy",
         check_boxes: bool = False,
     ) -> None:
-        super().__init__(
-            eps, reduction, loss_weight, box_format=box_format, check_boxes=check_boxes
-        )
+        self._init_box(eps, reduction, loss_weight, relative_eps, box_format, check_boxes)
         self.alpha_gate = check_alpha_gate(alpha_gate)
 
     def loss(self, pred: Tensor, target: Tensor, **kwargs: Any) -> Tensor:
@@ -180,12 +199,11 @@ class EIoULoss(BoxLoss):
         loss_weight: float = 1.0,
         smooth_point: float = 0.1,
         *,
+        relative_eps: bool = False,
         box_format: str = "xyxy",
         check_boxes: bool = False,
     ) -> None:
-        super().__init__(
-            eps, reduction, loss_weight, box_format=box_format, check_boxes=check_boxes
-        )
+        self._init_box(eps, reduction, loss_weight, relative_eps, box_format, check_boxes)
         self.smooth_point = check_number(smooth_point, "smooth_point", low=0.0, strict=False)
 
     def loss(self, pred: Tensor, target: Tensor, **kwargs: Any) -> Tensor:
@@ -211,8 +229,8 @@ class SIoULoss(BoxLoss):
     """:func:`detloss.siou_loss` with mmdetection's arguments and meaning: ``neg_gamma=False``
     (its default: ``gamma = 2 - Lambda``) or True (the paper's distance cost), and the SIoU
     clamped to ``[-1, 1]`` (``clamp=True``), so boxes far apart get 0 with ``neg_gamma=False``.
-    ``neg_gamma=True, clamp=False`` is the paper. ``theta`` is the shape cost's exponent
-    (mmdetection: 4)."""
+    ``neg_gamma=True, clamp=False`` is the paper. ``theta`` is the shape cost's exponent, in
+    [1, 1e30] (mmdetection: 4)."""
 
     def __init__(
         self,
@@ -223,15 +241,14 @@ class SIoULoss(BoxLoss):
         *,
         theta: float = 4.0,
         clamp: bool = True,
+        relative_eps: bool = False,
         box_format: str = "xyxy",
         check_boxes: bool = False,
     ) -> None:
-        super().__init__(
-            eps, reduction, loss_weight, box_format=box_format, check_boxes=check_boxes
-        )
+        self._init_box(eps, reduction, loss_weight, relative_eps, box_format, check_boxes)
         self.neg_gamma = _check_bool(neg_gamma, "neg_gamma")
         self.clamp = _check_bool(clamp, "clamp")
-        self.theta = check_number(theta, "theta", low=1.0, strict=False)
+        self.theta = check_number(theta, "theta", low=1.0, strict=False, high=LARGEST)
 
     def loss(self, pred: Tensor, target: Tensor, **kwargs: Any) -> Tensor:
         return siou_loss(
