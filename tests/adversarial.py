@@ -62,57 +62,14 @@ nonnegative = st.one_of(st.just(0.0), positive)
 real = st.one_of(nonnegative, positive.map(lambda v: -v))
 fraction = st.sampled_from([0.0, 1e-300, 1e-30, 1e-7, 0.5, 1 - 1e-7, 1.0])
 at_least_one = st.one_of(st.just(1.0), positive.map(lambda v: 1.0 + v))
-_BOX = {"eps": positive, "relative_eps": st.booleans()}
+BOX = {"eps": positive, "relative_eps": st.booleans()}
 # Exponents and multipliers are range-checked (0 or [1e-30, 1e30]; [0, 1e30]): every value is
 # drawn where the loss passes. Known: the sigmoid focal, varifocal and quality focal losses on
 # logits compute p**gamma from p = sigmoid(x) rounded to 1 in float32 above x = 17, so that above
 # gamma = 1e5 the factor (and a float16 gradient) can be far too large (gamma = 7e9: 1 instead of
 # 0.003). Their exponents are drawn up to 1e4 until fixed; the deep run draws every value.
-_exponent = nonnegative if DEEP else st.floats(0, 1e4)
-_multiplier = nonnegative if DEEP else st.floats(0, 1e30)  # varifocal's alpha: the same
-
-PARAMETERS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
-    "smooth_l1_loss": {"beta": nonnegative, "sigma": positive},
-    "huber_loss": {"delta": positive},
-    "l1_loss": {},
-    "mse_loss": {},
-    "balanced_l1_loss": {"alpha": positive, "gamma": positive, "beta": positive},
-    "caffe_smooth_l1_loss": {"sigma": positive},
-    "iou_loss": {**_BOX, "mode": st.sampled_from(["log", "linear", "square"])},
-    "giou_loss": _BOX,
-    "diou_loss": _BOX,
-    "ciou_loss": {**_BOX, "alpha_gate": st.one_of(st.none(), fraction.filter(lambda v: v < 1))},
-    "efficient_iou_loss": _BOX,
-    "extended_iou_loss": {"eps": positive, "smooth_point": nonnegative},
-    "siou_loss": {**_BOX, "theta": at_least_one},
-    "bounded_iou_loss": {"beta": nonnegative, "eps": positive},
-    "ghmc_loss": {"bins": st.integers(1, 10**4)},
-    "ghmr_loss": {"mu": positive, "bins": st.integers(1, 10**4)},
-    "seesaw_ce_loss": {"p": nonnegative, "q": nonnegative, "eps": positive},
-    "eqlv2_loss": {"gamma": nonnegative, "mu": real, "alpha": nonnegative},
-    "gaussian_focal_loss": {
-        "alpha": nonnegative,
-        "gamma": nonnegative,
-        "pos_weight": nonnegative,
-        "neg_weight": nonnegative,
-    },
-    "knowledge_distillation_kl_div_loss": {"T": positive},
-    "dice_loss": {"eps": nonnegative},
-    "cross_entropy": {"label_smoothing": fraction},
-    "binary_cross_entropy": {},
-    "sigmoid_focal_loss": {"alpha": st.one_of(st.none(), fraction), "gamma": _exponent},
-    "sigmoid_focal_loss_star": {
-        "alpha": st.one_of(st.none(), fraction),
-        "gamma": positive,
-    },
-    "softmax_focal_loss": {"alpha": fraction, "gamma": nonnegative},
-    "varifocal_loss": {"alpha": _multiplier, "gamma": _exponent},
-    "quality_focal_loss": {"beta": _exponent},
-    "focal_loss_with_prob": {"alpha": st.one_of(st.none(), fraction), "gamma": nonnegative},
-    "quality_focal_loss_with_prob": {"beta": nonnegative},
-    "distribution_focal_loss": {"max_target": nonnegative},
-}
-"""Per public loss, the parameters drawn at extreme values (every catalogued loss is listed)."""
+EXPONENT = nonnegative if DEEP else st.floats(0, 1e4)
+MULTIPLIER = nonnegative if DEEP else st.floats(0, 1e30)  # varifocal's alpha: the same
 
 
 @dataclass

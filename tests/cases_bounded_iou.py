@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+from hypothesis import strategies as st
 from torch import Tensor
 
 import detloss
+from tests.adversarial import nonnegative, positive
 from tests.catalogue import LossCase
 
 
@@ -26,3 +30,8 @@ BOUNDED_IOU_CASES = [
         "bounded_iou_beta0", detloss.bounded_iou_loss, _box_pair, {"beta": 0.0}, scaled=(0, 1)
     ),
 ]
+
+BOUNDED_IOU_PARAMETERS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
+    "bounded_iou_loss": {"beta": nonnegative, "eps": positive},
+}
+"""Per loss, the parameters the property suite draws at extreme values."""

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+from hypothesis import strategies as st
 from torch import Tensor
 
 import detloss
+from tests.adversarial import EXPONENT, MULTIPLIER, fraction, nonnegative, positive
 from tests.catalogue import LossCase
 
 C = 5
@@ -110,3 +114,20 @@ CLASSIFICATION_CASES = [
         {"max_target": 6.99},
     ),
 ]
+
+CLASSIFICATION_PARAMETERS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
+    "focal_loss_with_prob": {"alpha": st.one_of(st.none(), fraction), "gamma": nonnegative},
+    "quality_focal_loss_with_prob": {"beta": nonnegative},
+    "cross_entropy": {"label_smoothing": fraction},
+    "binary_cross_entropy": {},
+    "sigmoid_focal_loss": {"alpha": st.one_of(st.none(), fraction), "gamma": EXPONENT},
+    "sigmoid_focal_loss_star": {
+        "alpha": st.one_of(st.none(), fraction),
+        "gamma": positive,
+    },
+    "softmax_focal_loss": {"alpha": fraction, "gamma": nonnegative},
+    "varifocal_loss": {"alpha": MULTIPLIER, "gamma": EXPONENT},
+    "quality_focal_loss": {"beta": EXPONENT},
+    "distribution_focal_loss": {"max_target": nonnegative},
+}
+"""Per loss, the parameters the property suite draws at extreme values."""

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+from hypothesis import strategies as st
 from torch import Tensor
 
 import detloss
+from tests.adversarial import nonnegative
 from tests.catalogue import LossCase
 
 
@@ -24,3 +28,8 @@ DICE_CASES = [
     LossCase("dice_activate", detloss.dice_loss, _logit_masks, {"activate": True}),
     LossCase("dice_naive", detloss.dice_loss, _probability_masks, {"naive_dice": True}, scaled=()),
 ]
+
+DICE_PARAMETERS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
+    "dice_loss": {"eps": nonnegative},
+}
+"""Per loss, the parameters the property suite draws at extreme values."""

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+from hypothesis import strategies as st
 from torch import Tensor
 
 import detloss
+from tests.adversarial import positive
 from tests.catalogue import LossCase
 
 
@@ -26,3 +30,8 @@ DISTILLATION_CASES = [
         scaled=(0, 1),
     ),
 ]
+
+DISTILLATION_PARAMETERS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
+    "knowledge_distillation_kl_div_loss": {"T": positive},
+}
+"""Per loss, the parameters the property suite draws at extreme values."""

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+from hypothesis import strategies as st
 from torch import Tensor
 
 import detloss
+from tests.adversarial import nonnegative, real
 from tests.catalogue import LossCase
 
 K = 5
@@ -28,3 +32,8 @@ EQLV2_CASES = [
         scaled=(0, 2),
     ),
 ]
+
+EQLV2_PARAMETERS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
+    "eqlv2_loss": {"gamma": nonnegative, "mu": real, "alpha": nonnegative},
+}
+"""Per loss, the parameters the property suite draws at extreme values."""

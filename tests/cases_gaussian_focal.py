@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+from hypothesis import strategies as st
 from torch import Tensor
 
 import detloss
+from tests.adversarial import nonnegative
 from tests.catalogue import LossCase
 
 
@@ -28,3 +32,13 @@ GAUSSIAN_FOCAL_CASES = [
         scaled=(),
     ),
 ]
+
+GAUSSIAN_FOCAL_PARAMETERS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
+    "gaussian_focal_loss": {
+        "alpha": nonnegative,
+        "gamma": nonnegative,
+        "pos_weight": nonnegative,
+        "neg_weight": nonnegative,
+    },
+}
+"""Per loss, the parameters the property suite draws at extreme values."""

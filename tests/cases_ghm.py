@@ -8,11 +8,14 @@ into another bin does not count.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import torch
+from hypothesis import strategies as st
 from torch import Tensor
 
 import detloss
+from tests.adversarial import positive
 from tests.catalogue import LossCase
 
 C = 4
@@ -48,3 +51,9 @@ GHM_CASES = [
         "ghmr_mu_bins30", detloss.ghmr_loss, _regression, {"mu": 0.05, "bins": 30}, scaled=(0, 1)
     ),
 ]
+
+GHM_PARAMETERS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
+    "ghmc_loss": {"bins": st.integers(1, 10**4)},
+    "ghmr_loss": {"mu": positive, "bins": st.integers(1, 10**4)},
+}
+"""Per loss, the parameters the property suite draws at extreme values."""

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import torch
+from hypothesis import strategies as st
 from torch import Tensor
 
 import detloss
+from tests.adversarial import BOX, at_least_one, fraction, nonnegative, positive
 from tests.boxgen import random_boxes
 from tests.catalogue import LossCase, MakeInputs
 
@@ -106,3 +109,14 @@ IOU_CASES = [
         detached=("detloss._geometry._ciou_alpha",),
     ),
 ]
+
+IOU_PARAMETERS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
+    "iou_loss": {**BOX, "mode": st.sampled_from(["log", "linear", "square"])},
+    "giou_loss": BOX,
+    "diou_loss": BOX,
+    "ciou_loss": {**BOX, "alpha_gate": st.one_of(st.none(), fraction.filter(lambda v: v < 1))},
+    "efficient_iou_loss": BOX,
+    "extended_iou_loss": {"eps": positive, "smooth_point": nonnegative},
+    "siou_loss": {**BOX, "theta": at_least_one},
+}
+"""Per loss, the parameters the property suite draws at extreme values."""

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import torch
+from hypothesis import strategies as st
 from torch import Tensor
 
 import detloss
+from tests.adversarial import nonnegative, positive
 from tests.catalogue import LossCase
 
 
@@ -38,3 +41,13 @@ REGRESSION_CASES = [
         "caffe_smooth_l1", detloss.caffe_smooth_l1_loss, _caffe, {"sigma": 3.0}, scaled=(0, 1, 3)
     ),
 ]
+
+REGRESSION_PARAMETERS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
+    "smooth_l1_loss": {"beta": nonnegative, "sigma": positive, "l1_below": nonnegative},
+    "huber_loss": {"delta": positive},
+    "l1_loss": {},
+    "mse_loss": {},
+    "balanced_l1_loss": {"alpha": positive, "gamma": positive, "beta": positive},
+    "caffe_smooth_l1_loss": {"sigma": positive},
+}
+"""Per loss, the parameters the property suite draws at extreme values."""

@@ -7,11 +7,14 @@ held constant in the gradient checks.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import torch
+from hypothesis import strategies as st
 from torch import Tensor
 
 import detloss
+from tests.adversarial import nonnegative, positive
 from tests.catalogue import LossCase
 
 C = 6
@@ -30,3 +33,8 @@ SEESAW_CASES = [
     LossCase("seesaw_p_only", detloss.seesaw_ce_loss, _inputs, {"p": 1.5, "q": 0.0}, scaled=(0, 2)),
     _case("seesaw_q_only", detloss.seesaw_ce_loss, _inputs, {"p": 0.0, "q": 3.0, "eps": 0.1}),
 ]
+
+SEESAW_PARAMETERS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
+    "seesaw_ce_loss": {"p": nonnegative, "q": nonnegative, "eps": positive},
+}
+"""Per loss, the parameters the property suite draws at extreme values."""

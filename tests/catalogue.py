@@ -110,30 +110,32 @@ def _patched(module: Any, name: str, value: Any) -> Iterator[None]:
         setattr(module, name, original)
 
 
-def _gather() -> list[LossCase]:
-    from tests.cases_bounded_iou import BOUNDED_IOU_CASES
-    from tests.cases_classification import CLASSIFICATION_CASES
-    from tests.cases_dice import DICE_CASES
-    from tests.cases_distillation import DISTILLATION_CASES
-    from tests.cases_eqlv2 import EQLV2_CASES
-    from tests.cases_gaussian_focal import GAUSSIAN_FOCAL_CASES
-    from tests.cases_ghm import GHM_CASES
-    from tests.cases_iou import IOU_CASES
-    from tests.cases_regression import REGRESSION_CASES
-    from tests.cases_seesaw import SEESAW_CASES
-
-    return [
-        *REGRESSION_CASES,
-        *IOU_CASES,
-        *CLASSIFICATION_CASES,
-        *BOUNDED_IOU_CASES,
-        *GHM_CASES,
-        *SEESAW_CASES,
-        *GAUSSIAN_FOCAL_CASES,
-        *DISTILLATION_CASES,
-        *EQLV2_CASES,
-        *DICE_CASES,
-    ]
+_FAMILIES = (
+    "regression",
+    "iou",
+    "classification",
+    "bounded_iou",
+    "ghm",
+    "seesaw",
+    "gaussian_focal",
+    "distillation",
+    "eqlv2",
+    "dice",
+)
+"""The ``tests/cases_<family>.py`` modules; each defines ``<FAMILY>_CASES``, its cases, and
+``<FAMILY>_PARAMETERS``, the parameters of its losses that the property suite draws at extreme
+values (``tests/adversarial.py``'s strategies)."""
 
 
-CASES: list[LossCase] = _gather()
+def _gather() -> tuple[list[LossCase], dict[str, dict[str, Any]]]:
+    cases: list[LossCase] = []
+    parameters: dict[str, dict[str, Any]] = {}
+    for family in _FAMILIES:
+        module = importlib.import_module(f"tests.cases_{family}")
+        cases += getattr(module, f"{family.upper()}_CASES")
+        parameters |= getattr(module, f"{family.upper()}_PARAMETERS")
+    return cases, parameters
+
+
+CASES, PARAMETERS = _gather()
+"""Every catalogued case, and per loss the parameters drawn at extreme values."""

@@ -16,8 +16,7 @@ import torch
 from torch import Tensor
 
 from detloss.registry import LOSSES
-from tests.adversarial import PARAMETERS
-from tests.catalogue import CASES, LossCase
+from tests.catalogue import CASES, PARAMETERS, LossCase
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
