@@ -203,7 +203,7 @@ def run(fn: Callable[..., Tensor], call: Call) -> tuple[Tensor, list[Tensor]]:
     ]
 
 
-def _float64(value: Any) -> Any:
+def to_float64(value: Any) -> Any:
     if isinstance(value, Tensor) and value.dtype.is_floating_point:
         return value.double()
     return value
@@ -243,8 +243,8 @@ def check_call(fn: Callable[..., Tensor], call: Call) -> None:
         nonlocal reference
         if reference is None:
             wide = Call(
-                [_float64(t) for t in call.inputs],
-                {k: _float64(v) for k, v in call.kwargs.items()},
+                [to_float64(t) for t in call.inputs],
+                {k: to_float64(v) for k, v in call.kwargs.items()},
                 call.grad_args,
             )
             reference = run(fn, wide)
@@ -272,8 +272,8 @@ def _an_element_overflows(fn: Callable[..., Tensor], call: Call, dtype: torch.dt
     so is its reduction, before ``avg_factor`` divides it."""
     if dtype == torch.float64:
         return False
-    kwargs = {k: _float64(v) for k, v in call.kwargs.items() if k != "avg_factor"}
-    inputs = [_float64(t) for t in call.inputs]
+    kwargs = {k: to_float64(v) for k, v in call.kwargs.items() if k != "avg_factor"}
+    inputs = [to_float64(t) for t in call.inputs]
     weighted = fn(*inputs, **{**kwargs, "reduction": "none"})
     plain = fn(
         *inputs,

@@ -9,6 +9,7 @@ must accept or reject up front by name). ``DETLOSS_DEEP=1`` runs twenty times th
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +32,7 @@ from tests.adversarial import (
     in_dtype,
     magnitudes,
     scale,
+    to_float64,
     weight_for,
 )
 from tests.catalogue import CASES, PARAMETERS, LossCase
@@ -151,6 +153,29 @@ def _total(fn: Callable[..., dict[str, Tensor]]) -> Callable[..., Tensor]:
     return total
 
 
+def _box_terms_overflow(
+    fn: Callable[..., dict[str, Tensor]], inputs: list[Tensor], kwargs: dict[str, Any]
+) -> bool:
+    """Whether, computed exactly (float64), a box's regression loss or the boxes' sum is beyond
+    the inputs' range: then the summed regression loss is inf or NaN (inf times a negative's zero
+    weight) whatever it is divided by, the exception the guarantee states for reductions."""
+    dtype = inputs[2].dtype
+    if dtype == torch.float64:
+        return False
+    default_beta = 1 / 9 if fn is detloss.rpn_loss else 1.0
+    reg = kwargs["reg_loss"] or functools.partial(detloss.smooth_l1_loss, beta=default_beta)
+    totals: list[Tensor] = []
+
+    def recording(pred: Tensor, target: Tensor, **kw: Any) -> Tensor:
+        per_box = reg(pred, target, **kw)
+        totals.append(per_box.abs().flatten(1).sum(dim=1) if per_box.dim() > 1 else per_box.abs())
+        return per_box
+
+    fn(*[to_float64(t) for t in inputs], **{**kwargs, "reg_loss": recording})
+    limit = torch.finfo(dtype).max / 2
+    return any(bool((t >= limit).any()) or bool(t.sum() >= limit) for t in totals)
+
+
 @SUITE
 @given(data=st.data())
 def test_faster_rcnn_losses_are_finite(data: st.DataObject) -> None:
@@ -176,4 +201,5 @@ def test_faster_rcnn_losses_are_finite(data: st.DataObject) -> None:
         fn, kwargs = detloss.fast_rcnn_loss, {}
     inputs = in_dtype(scale(data, inputs, (0, 2, 3), dtype), dtype)
     kwargs["reg_loss"] = reg_loss
-    check_call(_total(fn), Call(inputs, kwargs, (0, 2)))
+    if not _box_terms_overflow(fn, inputs, kwargs):
+        check_call(_total(fn), Call(inputs, kwargs, (0, 2)))
