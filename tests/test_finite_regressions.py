@@ -605,3 +605,13 @@ def test_box_iou_takes_relative_eps(kind: str) -> None:
     if kind in losses:
         got = losses[kind](boxes1, boxes2, relative_eps=True, reduction="none")
         torch.testing.assert_close(got, 1 - small)
+
+
+def test_faster_rcnn_lambda_is_range_checked() -> None:
+    scores, labels = torch.randn(4, 3), torch.tensor([0, 1, 2, 1])
+    pred, target = torch.randn(4, 8), torch.randn(4, 4)
+    for bad in (1e31, -1.0):
+        with pytest.raises(ValueError, match=r"lambda_ must be a finite number >= 0 and <= 1e\+30"):
+            detloss.fast_rcnn_loss(scores, labels, pred, target, lambda_=bad)
+        with pytest.raises(ValueError, match=r"lambda_ must be a finite number >= 0 and <= 1e\+30"):
+            detloss.rpn_loss(scores[:, 0], labels.clamp(max=1), target, target, lambda_=bad)

@@ -27,6 +27,7 @@ from torch import Tensor
 
 from detloss.ce import binary_cross_entropy, cross_entropy
 from detloss.checks import (
+    check_factor,
     check_floating,
     check_label_tensor,
     check_label_values,
@@ -99,7 +100,7 @@ def rpn_loss(
             read any other value by the same rule: above 0 positive, below 0 ignored.
         pred_deltas, target_deltas: ``(A, 4)`` box deltas (or decoded boxes for an IoU loss).
         beta / sigma: the default smooth L1's ``beta`` (default 1/9) or Caffe's ``sigma`` (3).
-        lambda_: weight of the regression term; default 1 ("sampled") or 10 ("paper").
+        lambda_: weight of the regression term, in [0, 1e30]; default 1 ("sampled") or 10 ("paper").
         normalizer: "sampled" (``N_cls = N_reg`` = number of labelled anchors; torchvision,
             mmdetection, detectron2 up to its constant) or "paper" (``N_cls`` = number of labelled
             anchors, ``N_reg = num_anchor_locations``, about 2400 in the paper).
@@ -127,9 +128,7 @@ def rpn_loss(
         raise ValueError(f"normalizer must be one of {NORMALIZERS}, got {normalizer!r}")
     loss_fn = _regression_loss(reg_loss, beta, sigma, 1.0 / 9.0)
     default_lambda = 10.0 if normalizer == "paper" else 1.0
-    lam = (
-        default_lambda if lambda_ is None else check_number(lambda_, "lambda_", low=0, strict=False)
-    )
+    lam = default_lambda if lambda_ is None else check_factor(lambda_, "lambda_")
 
     if check_labels:
         check_label_values(y, (y >= -1) & (y <= 1), "-1 (ignored), 0 (negative) or 1 (positive)")
@@ -191,7 +190,7 @@ def fast_rcnn_loss(
             deltas ``(R, 4 K)`` including the background's unused slot).
         beta / sigma: the default smooth L1's parameter (default ``beta=1``; torchvision 1/9,
             detectron2 0).
-        lambda_: weight of the regression term.
+        lambda_: weight of the regression term, in [0, 1e30].
         reg_loss: the regression loss (default smooth L1 with ``beta``).
         check_labels: raise ``ValueError`` unless every label is in ``[0, K)`` or is
             ``ignore_index`` (reads the labels: a host synchronisation).
@@ -219,7 +218,7 @@ def fast_rcnn_loss(
             f"{tuple(target.shape)}"
         )
     loss_fn = _regression_loss(reg_loss, beta, sigma, 1.0)
-    lam = check_number(lambda_, "lambda_", low=0, strict=False)
+    lam = check_factor(lambda_, "lambda_")
 
     if check_labels:
         ignore = ce_kwargs.get("ignore_index", -100)
