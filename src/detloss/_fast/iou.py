@@ -23,7 +23,6 @@ from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
 from detloss import _geometry
-from detloss._geometry import _FOUR_OVER_PI_SQUARED
 from detloss._geometry import _iou_of_kind as _autograd_iou_of_kind
 from detloss.boxes import BoxFormat, IoUKind, _corners
 
@@ -111,7 +110,7 @@ def _to_units_of_s(
     for axis in (x, y):
         for length in (axis.pred, axis.target, axis.inter, axis.enclose):
             length.mul_(r)
-    low, high = _geometry.EPS_AREA_RANGE
+    low, high = _geometry._eps_area_range()
     if relative_eps:
         eps_area: Tensor | float = min(max(eps, low), high)
     else:
@@ -207,11 +206,11 @@ def _value_and_gradient(
         num = w_gt * h - w * h_gt
         den = torch.addcmul(h_gt * h, w_gt, w).add_(eps_area)
         angle = torch.atan(num / den)
-        v = _FOUR_OVER_PI_SQUARED * angle * angle
+        v = _geometry._four_over_pi_squared() * angle * angle
         alpha = _geometry._ciou_alpha(v, iou, eps, alpha_gate)
         value = value - alpha * v
         # d angle / d(w, h) = (-(den h_gt + num w_gt), den w_gt - num h_gt) / (num^2 + den^2)
-        k = (angle * (2 * _FOUR_OVER_PI_SQUARED)).mul_(alpha)
+        k = (angle * (2 * _geometry._four_over_pi_squared())).mul_(alpha)
         k.div_(torch.addcmul(num * num, den, den))
         by_size[0].addcmul_(k, torch.addcmul(den * h_gt, num, w_gt))
         by_size[1].addcmul_(k, torch.addcmul(den * w_gt, num, h_gt, value=-1), value=-1)

@@ -28,8 +28,6 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-_LOG2_E = 1 / math.log(2)
-
 
 def _saved_log_softmax(ctx: Any) -> tuple[Tensor, ...]:
     """``ctx.saved_tensors``, the last (the log-softmax) ready to be overwritten: backward turns it
@@ -67,7 +65,7 @@ class SoftmaxCrossEntropy(torch.autograd.Function):
         index = torch.where(valid, labels, 0).unsqueeze(1)
         scale = grad * valid if class_weight is None else grad * class_weight[index[:, 0]] * valid
         scale = scale.unsqueeze(1)
-        gradient = log_p.mul_(_LOG2_E).exp2_().mul_(scale)  # softmax(x) * scale
+        gradient = log_p.mul_(1 / math.log(2)).exp2_().mul_(scale)  # softmax(x) * scale
         return gradient.scatter_add_(1, index, scale.neg_()), None, None, None
 
 
@@ -107,5 +105,5 @@ class SoftmaxFocal(torch.autograd.Function):
         slope = m.clamp_min(torch.finfo(m.dtype).tiny) if gamma < 1 else m
         row = slope.pow(gamma - 1).mul_(log_pt.exp()).mul_(log_pt).mul_(gamma).sub_(m.pow(gamma))
         row.mul_(grad.unsqueeze(1)).mul_(alpha)
-        gradient = log_p.mul_(_LOG2_E).exp2_().mul_(row.neg())  # -softmax(x) * row
+        gradient = log_p.mul_(1 / math.log(2)).exp2_().mul_(row.neg())  # -softmax(x) * row
         return gradient.scatter_add_(1, index, row), None, None, None
