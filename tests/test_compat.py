@@ -17,12 +17,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch._dynamo.testing import EagerAndRecordGraphs
 
 import detloss
 from detloss.compat import fvcore as fv
 from detloss.compat import torchvision as tv
 from detloss.compat import ultralytics as ul
 from tests.boxgen import random_boxes
+from tests.dynamo import global_inputs
 
 
 def _signature(fn: Callable[..., Any]) -> list[tuple[str, Any]]:
@@ -521,3 +523,25 @@ def test_compat_modules_are_pure_mappings() -> None:
             ]
             assert body[-1].startswith(")") or body[-1].startswith("return "), (name, body)
             assert not any(op in line for line in body for op in ("torch.", " / ", " * ")), name
+
+
+@pytest.mark.parametrize(
+    ("fn", "make"),
+    [
+        (tv.box_iou, lambda g: random_boxes(9, g)),
+        (tv.complete_box_iou, lambda g: random_boxes(9, g)),
+        (
+            ul.DFLoss(16),
+            lambda g: (torch.randn(9, 4, 16, generator=g), torch.rand(9, 4, generator=g) * 15),
+        ),
+    ],
+    ids=["torchvision.box_iou", "torchvision.complete_box_iou", "ultralytics.DFLoss"],
+)
+def test_compiled_compat_takes_no_global_as_input(
+    fn: Callable[..., Tensor], make: Callable[[torch.Generator], tuple[Tensor, ...]]
+) -> None:
+    inputs = make(torch.Generator().manual_seed(0))
+    backend = EagerAndRecordGraphs()
+    compiled = torch.compile(fn, backend=backend, dynamic=True, fullgraph=True)
+    torch.testing.assert_close(compiled(*inputs), fn(*inputs))
+    assert global_inputs(backend) == []

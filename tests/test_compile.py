@@ -1,13 +1,18 @@
 """detloss inside the user's ``torch.compile``: of a head with its losses and of a whole training
 step, through AOTAutograd (forward and backward graphs), without recompiling when the number of
-boxes changes. The catalogue checks each functional loss compiled alone."""
+boxes changes; inductor's CPU code for the IoU losses. The catalogue checks each functional loss
+compiled alone."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import pytest
 import torch
 from torch import Tensor, nn
 from torch._dynamo.testing import CompileCounterWithBackend
+from torch._inductor import cpu_vec_isa
+from torch._inductor.utils import run_and_get_code
 
 import detloss
 from tests.boxgen import random_boxes
@@ -93,3 +98,25 @@ def test_a_new_avg_factor_does_not_recompile(as_tensor: bool) -> None:
         expected = detloss.smooth_l1_loss(pred, target, avg_factor=avg_factor)
         torch.testing.assert_close(loss(pred, target, avg_factor=avg_factor), expected)
     assert counter.frame_count == 1
+
+
+@pytest.mark.skipif(not cpu_vec_isa.pick_vec_isa(), reason="inductor has no CPU vector ISA here")
+@pytest.mark.parametrize("loss", [detloss.giou_loss, detloss.ciou_loss], ids=["giou", "ciou"])
+def test_inductor_vectorises_the_iou_losses_forward_and_backward(
+    loss: Callable[..., Tensor],
+) -> None:
+    # the IoU Function's forward is one fused CPU loop over the box pairs: scalar code there made
+    # the compiled loss slower than the compiled autograd formula
+    pred, target = (b.float() for b in random_boxes(64, torch.Generator().manual_seed(0)))
+    pred.requires_grad_(True)
+    compiled = torch.compile(loss, dynamic=True, fullgraph=True)
+
+    def step() -> Tensor:
+        out = compiled(pred, target)
+        out.backward()
+        return out.detach()
+
+    out, (forward, backward) = run_and_get_code(step)
+    torch.testing.assert_close(out, loss(pred, target))
+    for code in (forward, backward):
+        assert "at::vec::Vectorized<float>" in code

@@ -7,9 +7,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch._dynamo.testing import EagerAndRecordGraphs
 
 import detloss
 from detloss.eqlv2 import eqlv2_gradient_statistics
+from tests.dynamo import global_inputs
 
 EPS = torch.finfo(torch.float32).eps
 
@@ -94,6 +96,17 @@ def test_module_steps_match_reference_and_state_dict_round_trips() -> None:
     restored.load_state_dict(module.state_dict())
     x, labels = _batch(99)
     torch.testing.assert_close(restored(x, labels), module(x, labels))
+
+
+def test_module_compiles_fullgraph_taking_no_global_as_input() -> None:
+    eager, compiled_module = detloss.EQLV2Loss(num_classes=4), detloss.EQLV2Loss(num_classes=4)
+    backend = EagerAndRecordGraphs()
+    compiled = torch.compile(compiled_module, fullgraph=True, backend=backend, dynamic=True)
+    for step in range(2):
+        x, labels = _batch(20 + step, n=8 + step)
+        torch.testing.assert_close(compiled(x, labels), eager(x, labels))
+    torch.testing.assert_close(compiled_module.pos_neg, eager.pos_neg)
+    assert global_inputs(backend) == []
 
 
 def test_weight_reduction_and_avg_factor() -> None:

@@ -16,6 +16,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from torch import Tensor
+from torch._dynamo.testing import CompileCounterWithBackend
 
 import detloss
 from detloss._fast.iou import _IoUOfKind
@@ -143,3 +144,24 @@ def test_fast_value_and_gradient_are_finite_on_any_boxes(
             (grad,) = torch.autograd.grad(loss.sum(), p)
             assert torch.isfinite(loss).all(), (fn.__name__, loss)
             assert torch.isfinite(grad).all(), (fn.__name__, grad)
+
+
+@pytest.mark.parametrize("box_format", BOX_FORMATS)
+def test_compiled_forward_and_backward_do_not_recompile_when_the_number_of_boxes_changes(
+    box_format: str,
+) -> None:
+    # AOTAutograd traces the Function's forward and backward (an in-place write to a view there
+    # makes it specialise the number of boxes); CIoU with a gate runs every part of it
+    fn, kw = detloss.ciou_loss, {"alpha_gate": 0.5}
+    counter = CompileCounterWithBackend("aot_eager")
+    compiled = torch.compile(fn, backend=counter, dynamic=True, fullgraph=True)
+    frames = []
+    for n in (17, 23, 31):  # sizes that equal no other dimension (duck sizing)
+        pred, target = (b.float() for b in _boxes(box_format, seed=n))
+        pred, target = pred[:n], target[:n]
+        args = {**kw, "box_format": box_format}
+        got = _gradients(compiled, pred, target, target_grad=False, **args)
+        torch.testing.assert_close(got, _gradients(fn, pred, target, target_grad=False, **args))
+        frames.append(counter.frame_count)
+    assert frames[0] > 0
+    assert frames == [frames[0]] * 3, f"recompiled when the number of boxes changed: {frames}"

@@ -22,7 +22,12 @@ from torch import Tensor
 if TYPE_CHECKING:
     from detloss.boxes import IoUKind
 
-_FOUR_OVER_PI_SQUARED = 4.0 / torch.pi**2
+
+def _four_over_pi_squared() -> float:
+    """``4 / pi^2``, CIoU's factor of ``v``. Constants that loss code reads are literals (here
+    returned by a function): under torch.compile(dynamic=True) a float read from a module global,
+    ``math.pi`` included, is a graph input, a tensor made on every call."""
+    return 0.4052847345693511
 
 
 class _Corners(NamedTuple):
@@ -34,9 +39,11 @@ class _Corners(NamedTuple):
     y2: Tensor
 
 
-EPS_AREA_RANGE: tuple[float, float] = (1e-18, 1e18)
-"""The range ``eps`` is clamped to once divided by ``s^2`` (:func:`_pair`): below it a product of
-two such numbers underflows, above it its square overflows (float32)."""
+def _eps_area_range() -> tuple[float, float]:
+    """The range ``eps`` is clamped to once divided by ``s^2`` (:func:`_pair`): below it a product
+    of two such numbers underflows, above it its square overflows (float32). Literals, as in
+    :func:`_four_over_pi_squared`."""
+    return 1e-18, 1e18
 
 
 def _pair_max(a: Tensor, b: Tensor) -> Tensor:
@@ -61,7 +68,7 @@ class _Pair(NamedTuple):
     the larger side of the pair's enclosing box: the sizes of the prediction and the target and
     of the enclosing box, ``iou = I / (U + iou_eps)``, the union ``U``, the intersection ``I``,
     ``eps`` in these units (``eps / s^2``, or ``eps`` itself when relative, clamped to
-    :data:`EPS_AREA_RANGE`), ``1 / s`` (detached) and the corners in these units (for the
+    :func:`_eps_area_range`), ``1 / s`` (detached) and the corners in these units (for the
     centres)."""
 
     w: Tensor
@@ -97,8 +104,8 @@ def _in_units_of_s(p: _Corners, t: _Corners) -> tuple[_Corners, _Corners, Tensor
 
 
 def _area_eps(eps: float, r: Tensor, relative_eps: bool) -> Tensor | float:
-    """``eps`` (an area) in units of ``s = 2 / r``, clamped to :data:`EPS_AREA_RANGE`."""
-    low, high = EPS_AREA_RANGE
+    """``eps`` (an area) in units of ``s = 2 / r``, clamped to :func:`_eps_area_range`."""
+    low, high = _eps_area_range()
     return min(max(eps, low), high) if relative_eps else (r * r * (eps * 0.25)).clamp(low, high)
 
 
@@ -135,7 +142,7 @@ def _pair(
 
 def _length_eps(g: _Pair, eps: float, relative_eps: bool) -> Tensor | float:
     """``eps`` added to a length (SIoU's ``max(w, w_gt) + eps``) in the units of :class:`_Pair`."""
-    low, high = (bound**0.5 for bound in EPS_AREA_RANGE)
+    low, high = (bound**0.5 for bound in _eps_area_range())
     return min(max(eps, low), high) if relative_eps else (g.scale * eps).clamp(low, high)
 
 
@@ -188,7 +195,7 @@ def _aspect_penalty(g: _Pair, eps: float, alpha_gate: float | None) -> Tensor:
     """
     w, h, w_gt, h_gt = g.w, g.h, g.w_gt, g.h_gt
     angle = torch.atan((w_gt * h - w * h_gt) / (h_gt * h + w_gt * w + g.eps))
-    v = _FOUR_OVER_PI_SQUARED * angle * angle
+    v = _four_over_pi_squared() * angle * angle
     return _ciou_alpha(v, g.iou, eps, alpha_gate) * v
 
 

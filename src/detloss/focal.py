@@ -45,10 +45,6 @@ __all__ = [
     "softmax_focal_loss",
 ]
 
-# Beyond beta z = 40, softplus(z) = z to within half an ulp even in float64 (exp(-40) < 2^-57):
-# the linear branch is exact there and keeps a huge logit from overflowing.
-SOFTPLUS_LINEAR = 40.0
-
 
 def sigmoid_focal_loss(
     logits: Tensor,
@@ -169,7 +165,9 @@ def sigmoid_focal_loss_star(
     a = check_alpha(alpha)
     x = x.to(loss_dtype(x, y))
     t = dense_targets(y.detach(), x)
-    loss = F.softplus(x * (1 - 2 * t), beta=g, threshold=SOFTPLUS_LINEAR)
+    # beyond beta z = 40, softplus(z) = z to within half an ulp even in float64 (exp(-40) < 2^-57):
+    # the linear branch is exact there and keeps a huge logit from overflowing
+    loss = F.softplus(x * (1 - 2 * t), beta=g, threshold=40.0)
     if a is not None:
         loss = loss * alpha_weight(t, a)
     return weight_reduce_loss(loss, row_weight(weight, x, y), reduction, avg_factor)

@@ -24,8 +24,6 @@ from detloss.reduction import weight_reduce_loss
 
 __all__ = ["gaussian_focal_loss"]
 
-_EPS = 1e-12
-
 
 def check_parameters(
     alpha: float, gamma: float, pos_weight: float, neg_weight: float
@@ -79,8 +77,8 @@ def gaussian_focal_loss(
         )
     else:
         pos = positives.to(p.dtype)
-    pos_loss = -(p + _EPS).log() * (1 - p).pow(a) * pos
-    neg_loss = -(1 - p + _EPS).log() * p.pow(a) * (1 - t).pow(g)
+    pos_loss = -(p + 1e-12).log() * (1 - p).pow(a) * pos
+    neg_loss = -(1 - p + 1e-12).log() * p.pow(a) * (1 - t).pow(g)
     return weight_reduce_loss(wp * pos_loss + wn * neg_loss, weight, reduction, avg_factor)
 
 

@@ -35,8 +35,17 @@ from detloss.reduction import weight_reduce_loss
 
 __all__ = ["ghmc_loss", "ghmr_loss"]
 
-GHMC_LAST_EDGE = 1.0 + 1e-6
-GHMR_LAST_EDGE = 1e3
+
+def ghmc_last_edge() -> float:
+    """GHM-C's last bin edge, mmdetection's ``1 + 1e-6``. Returned by a function: under
+    torch.compile(dynamic=True) a float read from a module global is a graph input (a tensor made
+    on every call), a literal is a constant."""
+    return 1.0 + 1e-6
+
+
+def ghmr_last_edge() -> float:
+    """GHM-R's last bin edge, mmdetection's ``1000`` (as :func:`ghmc_last_edge`)."""
+    return 1e3
 
 
 def check_mu(mu: object) -> float:
@@ -179,7 +188,7 @@ def ghmc_statistics(
     ``total`` is the number of valid elements (not clamped: sum over ranks first)."""
     x, t, lw = _classification_pair(pred, target, label_weight)
     index = _bin_index(
-        _classification_norm(x, t), lw > 0, ghm_edges(bins, GHMC_LAST_EDGE, x.device)
+        _classification_norm(x, t), lw > 0, ghm_edges(bins, ghmc_last_edge(), x.device)
     )
     return _statistics(index, lw, bins, True)
 
@@ -196,7 +205,7 @@ def ghmr_statistics(
     m = check_mu(mu)
     p, t, lw = _regression_pair(pred, target, label_weight)
     index = _bin_index(
-        _regression_norm(p - t, m), lw > 0, ghm_edges(bins, GHMR_LAST_EDGE, p.device)
+        _regression_norm(p - t, m), lw > 0, ghm_edges(bins, ghmr_last_edge(), p.device)
     )
     return _statistics(index, lw, bins, False)
 
@@ -237,7 +246,7 @@ def ghmc_loss(
     _check_statistics(statistics, density, bins)
     x, t, lw = _classification_pair(pred, target, label_weight)
     index = _bin_index(
-        _classification_norm(x, t), lw > 0, ghm_edges(bins, GHMC_LAST_EDGE, x.device)
+        _classification_norm(x, t), lw > 0, ghm_edges(bins, ghmc_last_edge(), x.device)
     )
     stats = _statistics(index, lw, bins, True) if statistics is None else statistics
     weights, total = _harmonising_weight(index, stats, density, x.dtype)
@@ -300,7 +309,7 @@ def ghmr_loss(
     _check_statistics(statistics, density, bins)
     p, t, lw = _regression_pair(pred, target, label_weight)
     d = p - t
-    index = _bin_index(_regression_norm(d, m), lw > 0, ghm_edges(bins, GHMR_LAST_EDGE, p.device))
+    index = _bin_index(_regression_norm(d, m), lw > 0, ghm_edges(bins, ghmr_last_edge(), p.device))
     stats = _statistics(index, lw, bins, False) if statistics is None else statistics
     weights, total = _harmonising_weight(index, stats, density, p.dtype)
     loss = torch.hypot(d, d.new_full((), m)) - m  # sqrt(d^2 + mu^2) - mu without squaring d

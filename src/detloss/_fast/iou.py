@@ -3,9 +3,10 @@
 :func:`iou_of_kind` equals :func:`detloss._geometry._iou_of_kind` in value and in gradient (autograd's
 of that formula, with its conventions at kinks and CIoU's alpha a constant; tested in
 ``tests/test_fast_iou.py``). Eagerly autograd records about 35 operations on the box pairs and
-replays twice as many in the backward; here the forward works on one contiguous copy of each
-halved coordinate, mostly in place, shares the intermediates of value and gradient, and the
-backward is one multiplication (``docs/benchmarks.md`` has the measured difference). As in
+replays twice as many in the backward; here the forward works on one contiguous coordinate-major
+copy of the halved boxes, mostly in place, shares the intermediates of value and gradient, and
+the backward is one multiplication; under torch.compile inductor fuses the forward into one
+vectorised loop (``docs/benchmarks.md`` has the measured difference). As in
 :func:`detloss._geometry._pair`, lengths are divided by the larger side of the pair's enclosing box
 and ``eps`` by its square; the gradient is taken with respect to these lengths and multiplied
 by ``1 / s`` last, so nothing overflows for any finite boxes. Only the prediction is
@@ -22,26 +23,28 @@ from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
 from detloss import _geometry
-from detloss._geometry import _FOUR_OVER_PI_SQUARED
 from detloss._geometry import _iou_of_kind as _autograd_iou_of_kind
 from detloss.boxes import BoxFormat, IoUKind, _corners
 
 
 def _half_columns(tensor: Tensor, box_format: BoxFormat) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Half of ``(x1, y1, x2, y2)`` as contiguous ``(...)`` tensors (element-wise ops on the
-    stride-4 columns of ``(..., 4)`` boxes are not vectorised and read every cache line each
-    time); halves, so that their differences are finite for any finite coordinates."""
-    a, b, c, d = tensor.unbind(-1)
+    """Half of ``(x1, y1, x2, y2)``: the rows of one contiguous ``(4, ...)`` copy of the boxes
+    (halves, so that their differences are finite for any finite coordinates). Element-wise ops on
+    the stride-4 columns of ``(..., 4)`` boxes are not vectorised, eagerly or in the kernel that
+    inductor fuses on the CPU (it inlines a column into each of its uses, and that many strided
+    loads turn its vectorisation off; a stack it materialises). Nothing writes to the rows in
+    place: AOTAutograd specialises the number of boxes on an in-place write to a view inside an
+    autograd.Function."""
+    a, b, c, d = torch.stack(tensor.unbind(-1)).mul_(0.5).unbind(0)
     if box_format == "xyxy":
-        return a * 0.5, b * 0.5, c * 0.5, d * 0.5
-    x, y = a * 0.5, b * 0.5
+        return a, b, c, d
     if box_format == "xywh":
-        return x, y, torch.add(x, c, alpha=0.5), torch.add(y, d, alpha=0.5)
+        return a, b, a + c, b + d
     return (
-        torch.sub(x, c, alpha=0.25),
-        torch.sub(y, d, alpha=0.25),
-        x.add_(c, alpha=0.25),
-        y.add_(d, alpha=0.25),
+        torch.sub(a, c, alpha=0.5),
+        torch.sub(b, d, alpha=0.5),
+        torch.add(a, c, alpha=0.5),
+        torch.add(b, d, alpha=0.5),
     )
 
 
@@ -75,10 +78,10 @@ class _Axis(NamedTuple):
 
 
 def _axis(p_lo: Tensor, p_hi: Tensor, t_lo: Tensor, t_hi: Tensor, kind: IoUKind) -> _Axis:
-    """``p_hi`` and ``t_hi`` are raised to ``p_lo`` / ``t_lo`` in place (:func:`_geometry._halves`).
-    The enclosing box's slopes only for the kinds that use it, the offset only for DIoU/CIoU."""
+    """``p_hi`` and ``t_hi`` are raised to ``p_lo`` / ``t_lo`` (:func:`_geometry._halves`). The
+    enclosing box's slopes only for the kinds that use it, the offset only for DIoU/CIoU."""
     inverted = torch.lt(p_hi, p_lo, out=torch.empty_like(p_hi))
-    p_hi, t_hi = p_hi.clamp_(min=p_lo), t_hi.clamp_(min=t_lo)
+    p_hi, t_hi = p_hi.clamp(min=p_lo), t_hi.clamp(min=t_lo)
     inter = p_hi.clamp(max=t_hi).sub_(p_lo.clamp(min=t_lo))
     s_inter = _at_least(inter, 0.0)
     enclosing = kind != "iou"
@@ -107,7 +110,7 @@ def _to_units_of_s(
     for axis in (x, y):
         for length in (axis.pred, axis.target, axis.inter, axis.enclose):
             length.mul_(r)
-    low, high = _geometry.EPS_AREA_RANGE
+    low, high = _geometry._eps_area_range()
     if relative_eps:
         eps_area: Tensor | float = min(max(eps, low), high)
     else:
@@ -203,11 +206,11 @@ def _value_and_gradient(
         num = w_gt * h - w * h_gt
         den = torch.addcmul(h_gt * h, w_gt, w).add_(eps_area)
         angle = torch.atan(num / den)
-        v = _FOUR_OVER_PI_SQUARED * angle * angle
+        v = _geometry._four_over_pi_squared() * angle * angle
         alpha = _geometry._ciou_alpha(v, iou, eps, alpha_gate)
         value = value - alpha * v
         # d angle / d(w, h) = (-(den h_gt + num w_gt), den w_gt - num h_gt) / (num^2 + den^2)
-        k = (angle * (2 * _FOUR_OVER_PI_SQUARED)).mul_(alpha)
+        k = (angle * (2 * _geometry._four_over_pi_squared())).mul_(alpha)
         k.div_(torch.addcmul(num * num, den, den))
         by_size[0].addcmul_(k, torch.addcmul(den * h_gt, num, w_gt))
         by_size[1].addcmul_(k, torch.addcmul(den * w_gt, num, h_gt, value=-1), value=-1)

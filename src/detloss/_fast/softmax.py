@@ -29,9 +29,6 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-_LOG2_E = 1 / math.log(2)
-_LN_2 = math.log(2)
-
 
 def _power_of_one_minus(log_p: Tensor, exponent: float, *, floor: bool = False) -> Tensor:
     """``(1 - p)**exponent`` from ``log p``, accurate for every exponent up to 1e30.
@@ -42,7 +39,7 @@ def _power_of_one_minus(log_p: Tensor, exponent: float, *, floor: bool = False) 
     exponential. Elsewhere ``m = 1 - p = -expm1(log p)`` is exact to rounding and ``m**exponent``
     keeps it (``floor``: ``m`` at least the smallest normal number, for a negative exponent).
     """
-    near_one = log_p < -_LN_2
+    near_one = log_p < -math.log(2)
     log_m = torch.log1p(torch.exp(log_p).neg_())
     m = torch.expm1(log_p).neg_()
     if floor:
@@ -86,7 +83,7 @@ class SoftmaxCrossEntropy(torch.autograd.Function):
         index = torch.where(valid, labels, 0).unsqueeze(1)
         scale = grad * valid if class_weight is None else grad * class_weight[index[:, 0]] * valid
         scale = scale.unsqueeze(1)
-        gradient = log_p.mul_(_LOG2_E).exp2_().mul_(scale)  # softmax(x) * scale
+        gradient = log_p.mul_(1 / math.log(2)).exp2_().mul_(scale)  # softmax(x) * scale
         return gradient.scatter_add_(1, index, scale.neg_()), None, None, None
 
 
@@ -126,5 +123,5 @@ class SoftmaxFocal(torch.autograd.Function):
         row = slope.mul_(log_pt.exp()).mul_(log_pt).mul_(gamma)
         row = row.sub_(_power_of_one_minus(log_pt, gamma))
         row.mul_(grad.unsqueeze(1)).mul_(alpha)
-        gradient = log_p.mul_(_LOG2_E).exp2_().mul_(row.neg())  # -softmax(x) * row
+        gradient = log_p.mul_(1 / math.log(2)).exp2_().mul_(row.neg())  # -softmax(x) * row
         return gradient.scatter_add_(1, index, row), None, None, None

@@ -17,10 +17,10 @@ every denominator (torchvision only in alpha); CIoU's aspect term carries eps
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from detloss import sigmoid_focal_loss as _sigmoid_focal_loss
-from detloss.boxes import NO_EPS
 from detloss.boxes import box_iou as _box_iou
 from detloss.iou import ciou_loss, diou_loss, giou_loss
 
@@ -68,23 +68,29 @@ def complete_box_iou_loss(
     return ciou_loss(boxes1, boxes2, eps, reduction=reduction)
 
 
+def _no_eps() -> float:
+    """:data:`detloss.boxes.NO_EPS`, read from torch.finfo: a constant under torch.compile, where
+    a float read from a module global is a graph input (a tensor made on every call)."""
+    return torch.finfo(torch.float32).tiny
+
+
 def box_iou(boxes1: Tensor, boxes2: Tensor, fmt: str = "xyxy") -> Tensor:
     """``(..., N, M)`` IoU matrix of ``(..., N, 4)`` and ``(..., M, 4)`` boxes in ``fmt``
     ("xyxy", "xywh" or "cxcywh"): :func:`detloss.box_iou` without eps."""
-    return _box_iou(boxes1, boxes2, "iou", box_format=fmt, eps=NO_EPS)
+    return _box_iou(boxes1, boxes2, "iou", box_format=fmt, eps=_no_eps())
 
 
 def generalized_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     """``(..., N, M)`` GIoU matrix of ``xyxy`` boxes, without eps."""
-    return _box_iou(boxes1, boxes2, "giou", eps=NO_EPS)
+    return _box_iou(boxes1, boxes2, "giou", eps=_no_eps())
 
 
 def distance_box_iou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-7) -> Tensor:
     """``(..., N, M)`` DIoU matrix of ``xyxy`` boxes: ``eps`` in the diagonal, none in the IoU."""
-    return _box_iou(boxes1, boxes2, "diou", eps=eps, iou_eps=NO_EPS)
+    return _box_iou(boxes1, boxes2, "diou", eps=eps, iou_eps=_no_eps())
 
 
 def complete_box_iou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-7) -> Tensor:
     """``(..., N, M)`` CIoU matrix of ``xyxy`` boxes: ``eps`` in the diagonal and alpha, none in
     the IoU."""
-    return _box_iou(boxes1, boxes2, "ciou", eps=eps, iou_eps=NO_EPS)
+    return _box_iou(boxes1, boxes2, "ciou", eps=eps, iou_eps=_no_eps())

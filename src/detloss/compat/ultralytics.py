@@ -39,9 +39,6 @@ from detloss.checks import check_number
 
 __all__ = ["DFLoss", "FocalLoss", "VarifocalLoss", "bbox_iou"]
 
-DFL_MARGIN = 0.01
-"""ultralytics' ``DFLoss`` clamps targets to ``reg_max - 1 - DFL_MARGIN``."""
-
 
 def bbox_iou(
     box1: Tensor,
@@ -121,7 +118,7 @@ class DFLoss(nn.Module):
         return _distribution_focal_loss(
             pred_dist.reshape(*rows.shape, pred_dist.shape[-1]),
             rows,
-            max_target=self.reg_max - 1 - DFL_MARGIN,
+            max_target=self.reg_max - 1 - 0.01,  # ultralytics' DFLoss's clamp
             reduction="none",
         ).reshape(*target.shape[:-1], 1)
 

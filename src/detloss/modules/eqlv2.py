@@ -30,8 +30,6 @@ from detloss.registry import register_loss
 
 __all__ = ["EQLV2Loss"]
 
-_RATIO_EPS = 1e-10
-
 
 @register_loss()
 class EQLV2Loss(WeightedLoss):
@@ -85,7 +83,7 @@ class EQLV2Loss(WeightedLoss):
         with torch.no_grad():
             self.pos_grad.add_(step[0])
             self.neg_grad.add_(step[1])
-            torch.div(self.pos_grad, self.neg_grad + _RATIO_EPS, out=self.pos_neg)
+            torch.div(self.pos_grad, self.neg_grad + 1e-10, out=self.pos_neg)
         return loss
 
     def get_channel_num(self, num_classes: int) -> int:

@@ -25,13 +25,13 @@ from torch import Tensor
 from detloss.checks import check_number
 from detloss.distributed import sum_over_ranks, world_size
 from detloss.ghm import (
-    GHMC_LAST_EDGE,
-    GHMR_LAST_EDGE,
     check_bins,
     check_mu,
     ghm_edges,
+    ghmc_last_edge,
     ghmc_loss,
     ghmc_statistics,
+    ghmr_last_edge,
     ghmr_loss,
     ghmr_statistics,
 )
@@ -96,7 +96,7 @@ class GHMC(_GradientHarmonized):
     ) -> None:
         if not use_sigmoid:
             raise ValueError("GHMC supports only use_sigmoid=True (as mmdetection)")
-        super().__init__(bins, momentum, GHMC_LAST_EDGE, reduction, loss_weight)
+        super().__init__(bins, momentum, ghmc_last_edge(), reduction, loss_weight)
         self.use_sigmoid = True
 
     def loss(
@@ -127,7 +127,7 @@ class GHMR(_GradientHarmonized):
         loss_weight: float = 1.0,
         reduction: str = "mean",
     ) -> None:
-        super().__init__(bins, momentum, GHMR_LAST_EDGE, reduction, loss_weight)
+        super().__init__(bins, momentum, ghmr_last_edge(), reduction, loss_weight)
         self.mu = check_mu(mu)
 
     def loss(
