@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from torch import Tensor
 
 import detloss
-from tests.adversarial import EXPONENT, MULTIPLIER, fraction, nonnegative, positive
+from tests.adversarial import fraction, nonnegative, positive
 from tests.catalogue import LossCase
 
 C = 5
@@ -120,14 +120,14 @@ CLASSIFICATION_PARAMETERS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     "quality_focal_loss_with_prob": {"beta": nonnegative},
     "cross_entropy": {"label_smoothing": fraction},
     "binary_cross_entropy": {},
-    "sigmoid_focal_loss": {"alpha": st.one_of(st.none(), fraction), "gamma": EXPONENT},
+    "sigmoid_focal_loss": {"alpha": st.one_of(st.none(), fraction), "gamma": nonnegative},
     "sigmoid_focal_loss_star": {
         "alpha": st.one_of(st.none(), fraction),
         "gamma": positive,
     },
     "softmax_focal_loss": {"alpha": fraction, "gamma": nonnegative},
-    "varifocal_loss": {"alpha": MULTIPLIER, "gamma": EXPONENT},
-    "quality_focal_loss": {"beta": EXPONENT},
+    "varifocal_loss": {"alpha": nonnegative, "gamma": nonnegative},
+    "quality_focal_loss": {"beta": nonnegative},
     "distribution_focal_loss": {"max_target": nonnegative},
 }
 """Per loss, the parameters the property suite draws at extreme values."""

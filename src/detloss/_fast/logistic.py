@@ -32,7 +32,7 @@ def logistic(x: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     e = torch.add(mn, nu, out=mn).exp_()  # exp(-|x|)
     r = torch.log1p(e)
     nc.sub_(r)
-    torch.add(e, 1, out=r).reciprocal_()  # r = 1 / (1 + e)
+    r.neg_().exp_()  # r = 1 / (1 + e)
     # Of s and s_ the larger is r, the other e r (both r at x = 0): each is the larger of e r and
     # r signed as x (resp. -u), a selection without rounding.
     e.mul_(r)

@@ -84,14 +84,9 @@ def _terms_without_alpha(
         del first
         if gamma > 1:
             derivative.mul_(m if gamma == 2 else m.pow(gamma - 1))
-    if m_pow is not None:
-        factor = m_pow
-    elif gamma == 2:
-        nc.mul_(m)
-        factor = m
-    else:
-        factor = m.pow_(gamma)
-    return _negated_product(nc, factor), derivative
+    if m_pow is not None or gamma == 1:
+        return _negated_product(nc, m if m_pow is None else m_pow), derivative
+    return _loss(nc, m if gamma == 2 else m.pow_(gamma / 2)), derivative
 
 
 def _terms_of_large_gamma(
@@ -109,7 +104,15 @@ def _terms_of_large_gamma(
     log_m = log_of_(m, p)
     if derivative is not None:
         derivative.mul_(torch.mul(log_m, gamma - 1, out=m).exp_())  # m**(gamma - 1)
-    return _negated_product(nc, log_m.mul_(gamma).exp_()), derivative
+    return _loss(nc, log_m.mul_(gamma / 2).exp_()), derivative
+
+
+def _loss(nc: Tensor, half: Tensor) -> Tensor:
+    """``-nc m**gamma`` as ``-(nc h) h`` from ``h = m**(gamma / 2)``, into ``nc``'s buffer: where
+    ``m**gamma`` is below the smallest normal number (it has lost digits) a huge cross-entropy
+    (a soft target at ``|x| ~ 1e38``) can still make the loss normal, and then ``h`` is (nearly)
+    normal."""
+    return _negated_product(nc.mul_(half), half)
 
 
 def _negated_product(nc: Tensor, factor: Tensor) -> Tensor:
