@@ -99,12 +99,16 @@ CLASSIFICATION_CASES = [
         _soft,
         {"alpha": 0.75, "gamma": 3.0},
     ),
+    # above exponent 8 the powers take another route (exp of an accurate log)
+    LossCase("sigmoid_focal_soft_gamma_10_5", detloss.sigmoid_focal_loss, _soft, {"gamma": 10.5}),
     LossCase("sigmoid_focal_gamma_0", detloss.sigmoid_focal_loss, _one_hot, {"gamma": 0.0}),
     LossCase("sigmoid_focal_star", detloss.sigmoid_focal_loss_star, _one_hot, {"gamma": 2.0}),
     LossCase("softmax_focal", detloss.softmax_focal_loss, _class_indices),
     LossCase("varifocal", detloss.varifocal_loss, _iou_targets),
     LossCase("varifocal_plain", detloss.varifocal_loss, _iou_targets, {"iou_weighted": False}),
+    LossCase("varifocal_gamma_10_5", detloss.varifocal_loss, _iou_targets, {"gamma": 10.5}),
     LossCase("quality_focal_dense", detloss.quality_focal_loss, _soft),
+    LossCase("quality_focal_beta_10_5", detloss.quality_focal_loss, _soft, {"beta": 10.5}),
     LossCase("quality_focal_label_score", detloss.quality_focal_loss, _label_score),
     LossCase("distribution_focal", detloss.distribution_focal_loss, _distances),
     LossCase(
