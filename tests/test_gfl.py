@@ -341,7 +341,7 @@ def _compare(fast_fn, formula, x, q, upstream, conditioning) -> None:
     assert (fast_grad[~finite] == 0).all()
 
 
-EXPONENTS = [0.5, 1.0, 2.0, 3.0, 4.5, 10.5, 1e6]
+EXPONENTS = [0.5, 1.0, 1.5, 2.0, 3.0, 4.5, 10.5, 1e6]
 
 
 @pytest.mark.parametrize("gamma", EXPONENTS)

@@ -20,9 +20,8 @@ With ``m = 1 - p_t`` and ``s - t = (1 - t) s - t s_ = m - 2 t s_``, the derivati
 
 The forward pass evaluates both in one go (they share every transcendental term) and saves the
 derivative for backward, instead of the inputs; targets receive no gradient. Four buffers of the
-logits' size (five for ``gamma`` other than 1 and 2, plus a boolean mask above 8; six below 1) are
-alive at the peak of the forward pass; backward writes one, the product with the incoming
-gradient.
+logits' size (five for ``gamma`` other than 1 and 2, six below 1) are alive at the peak of the
+forward pass; backward writes one, the product with the incoming gradient.
 """
 
 from __future__ import annotations
@@ -62,8 +61,8 @@ def _terms_without_alpha(
     # s: sigmoid(x), s_: sigmoid(-x), m: 1 - p_t).
     nc, s, s_ = logistic(x, t)
     m = torch.lerp(s, s_, t)  # t s_ + (1 - t) s
-    if not pow_is_accurate(gamma):
-        return _terms_of_large_gamma(nc, s, s_, m, t, gamma, with_derivative)
+    # above gamma = 8 the powers of m are exp(k log m), log m from m and p_t = t s + (1 - t) s_
+    p = None if pow_is_accurate(gamma) else torch.lerp(s_, s, t)
     # m**gamma for the loss; for gamma < 1 it also replaces m m**(gamma - 1) in the derivative
     m_pow = m.pow(gamma) if gamma < 1 else None
     derivative: Tensor | None = None
@@ -82,29 +81,17 @@ def _terms_without_alpha(
         first.mul_(nc).addcmul_(first, t, value=-2)  # -(1 - 2t) s s_ ce
         derivative = second.sub_(first, alpha=gamma)
         del first
-        if gamma > 1:
-            derivative.mul_(m if gamma == 2 else m.pow(gamma - 1))
+    if p is not None:
+        del s, s_
+        log_m = log_of_(m, p)
+        if derivative is not None:
+            derivative.mul_(torch.mul(log_m, gamma - 1, out=m).exp_())  # m**(gamma - 1)
+        return _loss(nc, log_m.mul_(gamma / 2).exp_()), derivative
+    if derivative is not None and gamma > 1:
+        derivative.mul_(m if gamma == 2 else m.pow(gamma - 1))
     if m_pow is not None or gamma == 1:
         return _negated_product(nc, m if m_pow is None else m_pow), derivative
     return _loss(nc, m if gamma == 2 else m.pow_(gamma / 2)), derivative
-
-
-def _terms_of_large_gamma(
-    nc: Tensor, s: Tensor, s_: Tensor, m: Tensor, t: Tensor, gamma: float, with_derivative: bool
-) -> tuple[Tensor, Tensor | None]:
-    # the powers of m are exp(k log m), log m from m and p_t = t s + (1 - t) s_
-    p = torch.lerp(s_, s, t)
-    derivative: Tensor | None = None
-    if with_derivative:
-        first = s.mul_(s_)
-        second = torch.addcmul(m, s_, t, value=-2, out=s_).mul_(m)  # m (s - t)
-        first.mul_(nc).addcmul_(first, t, value=-2)  # -(1 - 2t) s s_ ce
-        derivative = second.sub_(first, alpha=gamma)
-    del s, s_
-    log_m = log_of_(m, p)
-    if derivative is not None:
-        derivative.mul_(torch.mul(log_m, gamma - 1, out=m).exp_())  # m**(gamma - 1)
-    return _loss(nc, log_m.mul_(gamma / 2).exp_()), derivative
 
 
 def _loss(nc: Tensor, half: Tensor) -> Tensor:
