@@ -63,13 +63,6 @@ real = st.one_of(nonnegative, positive.map(lambda v: -v))
 fraction = st.sampled_from([0.0, 1e-300, 1e-30, 1e-7, 0.5, 1 - 1e-7, 1.0])
 at_least_one = st.one_of(st.just(1.0), positive.map(lambda v: 1.0 + v))
 BOX = {"eps": positive, "relative_eps": st.booleans()}
-# Exponents and multipliers are range-checked (0 or [1e-30, 1e30]; [0, 1e30]): every value is
-# drawn where the loss passes. Known: the sigmoid focal, varifocal and quality focal losses on
-# logits compute p**gamma from p = sigmoid(x) rounded to 1 in float32 above x = 17, so that above
-# gamma = 1e5 the factor (and a float16 gradient) can be far too large (gamma = 7e9: 1 instead of
-# 0.003). Their exponents are drawn up to 1e4 until fixed; the deep run draws every value.
-EXPONENT = nonnegative if DEEP else st.floats(0, 1e4)
-MULTIPLIER = nonnegative if DEEP else st.floats(0, 1e30)  # varifocal's alpha: the same
 
 
 @dataclass

@@ -49,8 +49,27 @@ def alpha_t64(t: Tensor, alpha: float | None) -> Tensor | float:
     return alpha * t + (1 - alpha) * (1 - t)
 
 
+def pt64(x: Tensor, t: Tensor) -> Tensor:
+    """``p_t = t sigmoid(x) + (1 - t) sigmoid(-x)`` in float64."""
+    t = t.double()
+    return t * sigmoid64(x) + (1 - t) * sigmoid64(-x)
+
+
+def log64(m: Tensor, p: Tensor) -> Tensor:
+    """``log m`` in float64 for ``m`` in ``[0, 1]``, given ``p = 1 - m`` evaluated on its own:
+    ``log1p(-p)`` from ``m = 1/2`` up (where ``m`` rounds a small ``p`` away)."""
+    small = m < 0.5
+    return torch.where(small, torch.log(m), torch.log1p(-torch.where(small, 0.0, p)))
+
+
+def power64(m: Tensor, p: Tensor, k: float) -> Tensor:
+    """``m**k`` in float64 as ``exp(k log m)`` (:func:`log64`), for every exponent."""
+    return torch.ones_like(m) if k == 0 else torch.exp(k * log64(m, p))
+
+
 def focal64(x: Tensor, t: Tensor, alpha: float | None, gamma: float) -> Tensor:
-    return alpha_t64(t, alpha) * one_minus_pt64(x, t) ** gamma * bce64(x, t)
+    power = power64(one_minus_pt64(x, t), pt64(x, t), gamma)
+    return alpha_t64(t, alpha) * power * bce64(x, t)
 
 
 def ulp_error(got: Tensor, exact: Tensor, dtype: torch.dtype) -> Tensor:

@@ -134,6 +134,27 @@ def test_sigmoid_focal_gradient_at_huge_logits() -> None:
     assert torch.isfinite(grad).all()
 
 
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda x, t, **kw: detloss.sigmoid_focal_loss(x, t, gamma=7e9, **kw),
+        lambda x, t, **kw: detloss.varifocal_loss(x, t, gamma=7e9, **kw),
+        lambda x, t, **kw: detloss.quality_focal_loss(x, t, beta=7e9, **kw),
+    ],
+    ids=["sigmoid_focal", "varifocal", "quality_focal"],
+)
+def test_huge_exponents_keep_a_float16_gradient_finite(fn: Callable[..., Tensor]) -> None:
+    # sigmoid(21) rounds to 1 in float32, where the factor is exp(-7e9 sigmoid(-21)) = 0.005:
+    # taken as 1, the weighted gradient (418) would be 200 times too large, beyond float16's range
+    x, t, weight = torch.tensor([[21.0]]), torch.zeros(1, 1), torch.tensor([1000.0])
+    loss, grad = _gradient(fn, x.half(), t.half(), weight=weight.half(), reduction="sum")
+    exact_loss, exact = _gradient(
+        fn, x.double(), t.double(), weight=weight.double(), reduction="sum"
+    )
+    torch.testing.assert_close(loss.double(), exact_loss, rtol=1e-3, atol=0)
+    torch.testing.assert_close(grad.double(), exact, rtol=1e-3, atol=0)
+
+
 def test_softmax_focal_loss_of_a_huge_logit_spread() -> None:
     logits = torch.tensor([[3e38, -3e38]], requires_grad=True)
     loss = detloss.softmax_focal_loss(logits, torch.tensor([1]), reduction="none")

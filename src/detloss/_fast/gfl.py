@@ -9,14 +9,15 @@ For logits ``x`` and soft targets ``q`` in ``[0, 1]`` (element-wise), with ``s =
                 d/dx = sign(d) |d|**(beta - 1) (d**2 + beta s s_ ce)
 
 (where q = 0, ``ce = softplus(x)``, whose derivative is ``s``). The logistic terms come from
-``A = exp(-relu(-x))``, ``B = exp(-relu(x))`` (one of them is 1, the other ``e = exp(-|x|)``)
-and ``r = 1 / (1 + e) = exp(-log1p(e))``: ``s = A r``, ``s_ = B r``,
-``ce = (1 - q) relu(x) + q relu(-x) + log1p(e)`` and ``s - q = (1 - q) s - q s_``, all without
-cancellation (``s - q`` cancels only at its own zero). The derivative stays finite for every finite
-logit: ``s_ ce`` is 0 where ``ce`` is huge, where autograd of the formula multiplies the huge
-``ce`` by the focal factor's derivative first (above the float32 range at ``|x| ~ 3e38``) and
-then by 0. Four buffers of the logits' size are alive at the peak; the forward pass saves the
-derivative for backward; targets receive no gradient.
+:func:`detloss._fast.logistic.logistic` and ``s - q = (1 - q) s - q s_``, all without cancellation
+(``s - q`` cancels only at its own zero). Above exponent 8 a power ``m**k`` is ``exp(k log m)``,
+``log m`` from ``m`` and ``1 - m`` (:func:`detloss._fast.logistic.log_of_`): ``1 - s = s_``, and
+``1 - |d| = min(q + s_, (1 - q) + s)``, whose smaller sum has no cancellation where ``|d| >= 1/2``.
+The derivative stays finite for every finite logit: ``s_ ce`` is 0 where ``ce`` is huge, where
+autograd of the formula multiplies the huge ``ce`` by the focal factor's derivative first (above
+the float32 range at ``|x| ~ 3e38``) and then by 0. Four buffers of the logits' size are alive at
+the peak (five for the quality focal loss with a gradient); the forward pass saves the derivative
+for backward; targets receive no gradient.
 """
 
 from __future__ import annotations
@@ -27,24 +28,12 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-
-def _logistic(x: Tensor, q: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """``(-ce, s, s_)``: minus the cross-entropy, ``sigmoid(x)``, ``sigmoid(-x)``, in three fresh
-    buffers (a fourth is alive inside)."""
-    mn = torch.clamp_max(x, 0)  # -relu(-x)
-    nu = torch.sub(mn, x)  # -relu(x), exact
-    nc = torch.lerp(nu, mn, q)  # -((1 - q) relu(x) + q relu(-x)); exact at q = 0 and q = 1
-    b = nu.exp_()  # B
-    a = mn.exp_()  # A
-    r = torch.mul(a, b).log1p_()  # log1p(e), e = A B exactly (one factor is 1)
-    nc.sub_(r)
-    r.neg_().exp_()  # r = 1 / (1 + e)
-    return nc, a.mul_(r), b.mul_(r)
+from detloss._fast.logistic import log_of_, logistic, pow_is_accurate
 
 
-def _prob_error_(s: Tensor, s_: Tensor, q: Tensor) -> Tensor:
-    """``s - q = (1 - q) s - q s_`` into ``s``'s buffer (it cancels only at its own zero)."""
-    return torch.lerp(s, s_, q, out=s).addcmul_(s_, q, value=-2)
+def _prob_error(s: Tensor, s_: Tensor, q: Tensor, out: Tensor) -> Tensor:
+    """``s - q = (1 - q) s - q s_`` into ``out`` (it cancels only at its own zero)."""
+    return torch.lerp(s, s_, q, out=out).addcmul_(s_, q, value=-2)
 
 
 def varifocal_terms(
@@ -56,18 +45,20 @@ def varifocal_terms(
     with_derivative: bool,
 ) -> tuple[Tensor, Tensor | None]:
     """The element-wise varifocal loss and, if asked, its derivative in ``x`` (module doc)."""
-    nc, s, s_ = _logistic(x, q)
+    nc, s, s_ = logistic(x, q)
     negative = torch.eq(q, 0)
-    # F: alpha s**gamma where q = 0, w_q where q > 0 (q [q > 0] = q, as q >= 0)
-    focal = torch.pow(s, gamma).mul_(alpha).mul_(negative)
-    focal.add_(q if iou_weighted else torch.gt(q, 0))
-    derivative: Tensor | None = None
+    core: Tensor | None = None
     if with_derivative:
-        # F ((s - q) + gamma [q = 0] s_ ce); where q = 0, ce is softplus(x), and s_ ce is 0 (not
+        # (s - q) + gamma [q = 0] s_ ce; where q = 0, ce is softplus(x), and s_ ce is 0 (not
         # inf * 0) where ce is huge
-        d = _prob_error_(s, s_, q)
-        tail = s_.mul_(nc).mul_(negative)  # -[q = 0] s_ ce
-        derivative = d.sub_(tail, alpha=gamma).mul_(focal)
+        core = _prob_error(s, s_, q, out=torch.empty_like(s))
+        core.addcmul_(s_.mul_(negative), nc, value=-gamma)
+    # F: alpha s**gamma where q = 0, w_q where q > 0 (q [q > 0] = q, as q >= 0); s**gamma is
+    # read only where q = 0, where s_ is still sigmoid(-x)
+    focal = s.pow_(gamma) if pow_is_accurate(gamma) else log_of_(s, s_).mul_(gamma).exp_()
+    focal.mul_(alpha).mul_(negative)
+    focal.add_(q if iou_weighted else torch.gt(q, 0))
+    derivative = None if core is None else core.mul_(focal)
     return nc.mul_(focal).neg_(), derivative
 
 
@@ -75,16 +66,28 @@ def quality_focal_terms(
     x: Tensor, q: Tensor, beta: float, with_derivative: bool
 ) -> tuple[Tensor, Tensor | None]:
     """The element-wise quality focal loss and, if asked, its derivative in ``x`` (module doc)."""
-    nc, s, s_ = _logistic(x, q)
+    nc, s, s_ = logistic(x, q)
+    # for beta - 1 above 8, |d|**(beta - 1) is exp((beta - 1) log|d|), log|d| from |d| and
+    # 1 - |d| = min(1 - d, 1 + d) = min(q + s_, (1 - q) + s) (no cancellation where |d| >= 1/2)
+    complement = None
+    if not pow_is_accurate(beta - 1):
+        complement = torch.add(s_, q)
+        torch.minimum(complement, torch.rsub(q, 1).add_(s), out=complement)
     ss_ = torch.mul(s, s_) if with_derivative else None
-    d = _prob_error_(s, s_, q)
+    d = _prob_error(s, s_, q, out=s)
     size = torch.abs(d, out=s_)
-    # loss = |d|**beta ce; where |d|**(beta - 1) is clamped (beta < 1) the loss takes the power
-    # itself: the clamp would change it below the smallest normal |d|
-    power = size.pow(beta) if beta < 1 else None
-    if beta < 1:
-        size.clamp_min_(torch.finfo(size.dtype).tiny)
-    slope = size.pow_(beta - 1)  # |d|**(beta - 1)
+    del s, s_
+    power: Tensor | None = None
+    if complement is not None:
+        slope = log_of_(size, complement).mul_(beta - 1).exp_()  # |d|**(beta - 1)
+        del size  # overwritten
+    else:
+        # loss = |d|**beta ce; where |d|**(beta - 1) is clamped (beta < 1) the loss takes the
+        # power itself: the clamp would change it below the smallest normal |d|
+        if beta < 1:
+            power = size.pow(beta)
+            size.clamp_min_(torch.finfo(size.dtype).tiny)
+        slope = size.pow_(beta - 1)  # |d|**(beta - 1)
     derivative: Tensor | None = None
     if ss_ is not None:
         # sign(d) |d|**(beta - 1) (d**2 + beta s s_ ce): at d = 0 the sign is 0, the limit

@@ -7,14 +7,12 @@ For logits ``x`` and targets ``t`` in ``[0, 1]`` (element-wise, any shape)::
     1 - p_t = t * sigmoid(-x) + (1 - t) * sigmoid(x)
     alpha_t = alpha * t + (1 - alpha) * (1 - t)        (1 without alpha)
 
-Every term comes from ``u = relu(x)``, ``v = relu(-x)`` (one of them is 0),
-``A = exp(-v)``, ``B = exp(-u)`` (one of them is 1, the other ``e = exp(-|x|) = A B`` exactly)
-and ``r = 1 / (1 + e) = exp(-log1p(e))``:
-
-* ``s = sigmoid(x) = A r`` and ``s_ = sigmoid(-x) = B r``, exact down to subnormals, so
-  ``1 - p_t = t s_ + (1 - t) s`` is a sum of non-negative terms;
-* ``ce = (1 - t) u + t v + log1p(e)``, a sum of non-negative terms: no cancellation anywhere, so
-  a confident correct logit keeps all its digits.
+The logistic terms ``s = sigmoid(x)``, ``s_ = sigmoid(-x)`` and ``ce`` come from
+:func:`detloss._fast.logistic.logistic` without cancellation, so that ``1 - p_t = t s_ + (1 - t) s``
+and ``p_t = t s + (1 - t) s_`` are sums of non-negative terms and a confident correct logit keeps
+all its digits. Above ``gamma = 8`` the powers of ``m = 1 - p_t`` are ``exp(k log m)``, ``log m``
+from ``m`` and ``p_t`` (:func:`detloss._fast.logistic.log_of_`): accurate where ``m`` has rounded
+to 1.
 
 With ``m = 1 - p_t`` and ``s - t = (1 - t) s - t s_ = m - 2 t s_``, the derivative is::
 
@@ -34,6 +32,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from detloss._fast.logistic import log_of_, logistic, pow_is_accurate
 from detloss._labels import alpha_weight
 
 
@@ -58,20 +57,12 @@ def sigmoid_focal_terms(
 def _terms_without_alpha(
     x: Tensor, t: Tensor, gamma: float, with_derivative: bool
 ) -> tuple[Tensor, Tensor | None]:
-    # Four buffers of x's size, reused in place; each comment names what a buffer holds from
-    # there on (nc: minus the cross-entropy, s: sigmoid(x), s_: sigmoid(-x), m: 1 - p_t).
-    mn = torch.clamp_max(x, 0)  # -relu(-x)
-    nu = torch.sub(mn, x)  # -relu(x), exact
-    nc = torch.lerp(nu, mn, t)  # -((1 - t) relu(x) + t relu(-x)); exact at t = 0 and t = 1
-    b = nu.exp_()  # B
-    a = mn.exp_()  # A
-    r = torch.mul(a, b).log1p_()  # log1p(e), e = A B exactly (one factor is 1)
-    nc.sub_(r)
-    r.neg_().exp_()  # r = 1 / (1 + e)
-    s = a.mul_(r)
-    s_ = b.mul_(r)
-    m = torch.lerp(s, s_, t, out=r)  # t s_ + (1 - t) s
-    del a, b, r
+    # Each comment names what a buffer holds from there on (nc: minus the cross-entropy,
+    # s: sigmoid(x), s_: sigmoid(-x), m: 1 - p_t).
+    nc, s, s_ = logistic(x, t)
+    m = torch.lerp(s, s_, t)  # t s_ + (1 - t) s
+    # above gamma = 8 the powers of m are exp(k log m), log m from m and p_t = t s + (1 - t) s_
+    p = None if pow_is_accurate(gamma) else torch.lerp(s_, s, t)
     # m**gamma for the loss; for gamma < 1 it also replaces m m**(gamma - 1) in the derivative
     m_pow = m.pow(gamma) if gamma < 1 else None
     derivative: Tensor | None = None
@@ -90,18 +81,32 @@ def _terms_without_alpha(
         first.mul_(nc).addcmul_(first, t, value=-2)  # -(1 - 2t) s s_ ce
         derivative = second.sub_(first, alpha=gamma)
         del first
-        if gamma > 1:
-            derivative.mul_(m if gamma == 2 else m.pow(gamma - 1))
-    if m_pow is not None:
-        factor = m_pow
-    elif gamma == 2:
-        nc.mul_(m)
-        factor = m
-    else:
-        factor = m.pow_(gamma)
-    # loss = -nc * factor, the sign riding on the last product (addcmul on a zero scalar)
+    if p is not None:
+        del s, s_
+        log_m = log_of_(m, p)
+        if derivative is not None:
+            derivative.mul_(torch.mul(log_m, gamma - 1, out=m).exp_())  # m**(gamma - 1)
+        return _loss(nc, log_m.mul_(gamma / 2).exp_()), derivative
+    if derivative is not None and gamma > 1:
+        derivative.mul_(m if gamma == 2 else m.pow(gamma - 1))
+    if m_pow is not None or gamma == 1:
+        return _negated_product(nc, m if m_pow is None else m_pow), derivative
+    return _loss(nc, m if gamma == 2 else m.pow_(gamma / 2)), derivative
+
+
+def _loss(nc: Tensor, half: Tensor) -> Tensor:
+    """``-nc m**gamma`` as ``-(nc h) h`` from ``h = m**(gamma / 2)``, into ``nc``'s buffer: where
+    ``m**gamma`` is below the smallest normal number (it has lost digits) a huge cross-entropy
+    (a soft target at ``|x| ~ 1e38``) can still make the loss normal, and then ``h`` is (nearly)
+    normal."""
+    return _negated_product(nc.mul_(half), half)
+
+
+def _negated_product(nc: Tensor, factor: Tensor) -> Tensor:
+    """``-nc * factor`` into ``nc``'s buffer, the sign riding on the product (addcmul on a zero
+    scalar)."""
     zero = torch.zeros((), dtype=nc.dtype)  # a CPU scalar, valid with a tensor on any device
-    return torch.addcmul(zero, nc, factor, value=-1, out=nc), derivative
+    return torch.addcmul(zero, nc, factor, value=-1, out=nc)
 
 
 class SigmoidFocal(torch.autograd.Function):
