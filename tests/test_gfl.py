@@ -350,7 +350,7 @@ def test_fast_varifocal_equals_autograd_of_its_formula(gamma: float, iou_weighte
     x, q, upstream = _degenerate_inputs()
     log_s = -softplus64(-x)
     _compare(
-        lambda x, q: Varifocal.apply(x, q, 0.75, gamma, iou_weighted),
+        lambda x, q: Varifocal.apply(x, q, q > 0, 0.75, gamma, iou_weighted),
         lambda x, q: formulas.varifocal(x, q, 0.75, gamma, iou_weighted),
         x,
         q,

@@ -85,18 +85,11 @@ def varifocal_loss(
     dtype = loss_dtype(x, q)
     x, q, iw = x.to(dtype), q.detach().to(dtype), bool(iou_weighted)
     if positive is None:
-        loss = apply_function(Varifocal, x, q, a, g, iw)
+        is_positive = torch.gt(q, 0)
     else:
-        # The kernel's positives are targets > 0: negatives get target 0, and a positive of target
-        # 0 takes the kernel's negative term with alpha = w_0 (0 if iou_weighted, else 1) and
-        # gamma = 0, which is w_0 softplus(x) = -w_0 log(1 - p).
         is_positive = check_weight(positive, x.shape, "positive").to(torch.bool)
-        q = torch.where(is_positive, q, 0)
-        loss = torch.where(
-            is_positive & (q == 0),
-            apply_function(Varifocal, x, q, float(not iw), 0.0, iw),
-            apply_function(Varifocal, x, q, a, g, iw),
-        )
+        q = torch.where(is_positive, q, 0)  # a negative's target is not read
+    loss = apply_function(Varifocal, x, q, is_positive, a, g, iw)
     return weight_reduce_loss(loss, weight, reduction, avg_factor)
 
 

@@ -3,8 +3,8 @@
 For logits ``x`` and soft targets ``q`` in ``[0, 1]`` (element-wise), with ``s = sigmoid(x)``,
 ``s_ = sigmoid(-x)`` and ``ce = q softplus(-x) + (1 - q) softplus(x)``::
 
-    varifocal:  F = w_q where q > 0, alpha s**gamma where q = 0   (w_q = q, or 1 without
-                iou_weighted); loss = F ce,  d/dx = F ((s - q) + gamma [q = 0] s_ ce)
+    varifocal:  F = w_q on positives, alpha s**gamma on negatives (q = 0 there; w_q = q, or 1
+                without iou_weighted); loss = F ce,  d/dx = F ((s - q) + gamma [negative] s_ ce)
     quality:    d = s - q;  loss = |d|**beta ce,
                 d/dx = sign(d) |d|**(beta - 1) (d**2 + beta s s_ ce)
 
@@ -39,25 +39,27 @@ def _prob_error(s: Tensor, s_: Tensor, q: Tensor, out: Tensor) -> Tensor:
 def varifocal_terms(
     x: Tensor,
     q: Tensor,
+    positive: Tensor,
     alpha: float,
     gamma: float,
     iou_weighted: bool,
     with_derivative: bool,
 ) -> tuple[Tensor, Tensor | None]:
-    """The element-wise varifocal loss and, if asked, its derivative in ``x`` (module doc)."""
+    """The element-wise varifocal loss and, if asked, its derivative in ``x`` (module doc);
+    ``positive`` is a bool mask that broadcasts to ``x``, and ``q`` is 0 off it."""
     nc, s, s_ = logistic(x, q)
-    negative = torch.eq(q, 0)
+    negative = torch.logical_not(positive)
     core: Tensor | None = None
     if with_derivative:
-        # (s - q) + gamma [q = 0] s_ ce; where q = 0, ce is softplus(x), and s_ ce is 0 (not
-        # inf * 0) where ce is huge
+        # (s - q) + gamma [negative] s_ ce; on a negative q = 0, ce is softplus(x), and s_ ce is
+        # 0 (not inf * 0) where ce is huge
         core = _prob_error(s, s_, q, out=torch.empty_like(s))
         core.addcmul_(s_.mul_(negative), nc, value=-gamma)
-    # F: alpha s**gamma where q = 0, w_q where q > 0 (q [q > 0] = q, as q >= 0); s**gamma is
-    # read only where q = 0, where s_ is still sigmoid(-x)
+    # F: alpha s**gamma on negatives, w_q on positives (q itself, as q = 0 off them); s**gamma is
+    # read only on negatives, where s_ is still sigmoid(-x)
     focal = s.pow_(gamma) if pow_is_accurate(gamma) else log_of_(s, s_).mul_(gamma).exp_()
     focal.mul_(alpha).mul_(negative)
-    focal.add_(q if iou_weighted else torch.gt(q, 0))
+    focal.add_(q if iou_weighted else positive)
     derivative = None if core is None else core.mul_(focal)
     return nc.mul_(focal).neg_(), derivative
 
@@ -99,23 +101,30 @@ def quality_focal_terms(
 
 
 class Varifocal(torch.autograd.Function):
-    """``apply(x, q, alpha, gamma, iou_weighted)``: the element-wise varifocal loss."""
+    """``apply(x, q, positive, alpha, gamma, iou_weighted)``: the element-wise varifocal loss
+    (:func:`varifocal_terms`)."""
 
     @staticmethod
     def forward(
-        ctx: Any, x: Tensor, q: Tensor, alpha: float, gamma: float, iou_weighted: bool
+        ctx: Any,
+        x: Tensor,
+        q: Tensor,
+        positive: Tensor,
+        alpha: float,
+        gamma: float,
+        iou_weighted: bool,
     ) -> Tensor:
         loss, derivative = varifocal_terms(
-            x, q, alpha, gamma, iou_weighted, ctx.needs_input_grad[0]
+            x, q, positive, alpha, gamma, iou_weighted, ctx.needs_input_grad[0]
         )
         ctx.save_for_backward(derivative)  # None without a gradient
         return loss
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None, None]:
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None, None, None]:
         (derivative,) = ctx.saved_tensors
-        return torch.mul(derivative, grad), None, None, None, None
+        return torch.mul(derivative, grad), None, None, None, None, None
 
 
 class QualityFocal(torch.autograd.Function):
