@@ -48,17 +48,16 @@ def varifocal_terms(
     """The element-wise varifocal loss and, if asked, its derivative in ``x`` (module doc);
     ``positive`` is a bool mask that broadcasts to ``x``, and ``q`` is 0 off it."""
     nc, s, s_ = logistic(x, q)
-    negative = torch.logical_not(positive)
     core: Tensor | None = None
     if with_derivative:
         # (s - q) + gamma [negative] s_ ce; on a negative q = 0, ce is softplus(x), and s_ ce is
         # 0 (not inf * 0) where ce is huge
         core = _prob_error(s, s_, q, out=torch.empty_like(s))
-        core.addcmul_(s_.mul_(negative), nc, value=-gamma)
+        core.addcmul_(s_.masked_fill_(positive, 0), nc, value=-gamma)
     # F: alpha s**gamma on negatives, w_q on positives (q itself, as q = 0 off them); s**gamma is
     # read only on negatives, where s_ is still sigmoid(-x)
     focal = s.pow_(gamma) if pow_is_accurate(gamma) else log_of_(s, s_).mul_(gamma).exp_()
-    focal.mul_(alpha).mul_(negative)
+    focal.mul_(alpha).masked_fill_(positive, 0)
     focal.add_(q if iou_weighted else positive)
     derivative = None if core is None else core.mul_(focal)
     return nc.mul_(focal).neg_(), derivative
