@@ -4,6 +4,7 @@ and the memory-light softmax cross-entropy against autograd of ``F.cross_entropy
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -159,5 +160,46 @@ def test_fast_softmax_ce_survives_a_second_backward() -> None:
     ref_x = x.detach().clone().requires_grad_(True)
     reference = F.cross_entropy(ref_x, labels % 6, weight=torch.tensor(weights), reduction="sum")
     (expected,) = torch.autograd.grad(reference / 40, ref_x)
+    torch.testing.assert_close(first, expected)
+    torch.testing.assert_close(second, expected)
+
+
+_SOFTMAX_LOSSES: dict[str, Callable[..., torch.Tensor]] = {
+    "cross_entropy": detloss.cross_entropy,
+    "softmax_focal_loss": detloss.softmax_focal_loss,
+}
+
+
+def _gradients_of_two_backwards(backend: str | None, name: str) -> list[torch.Tensor]:
+    logits, labels, _ = _random()
+    x = logits.float().requires_grad_(True)
+    loss_fn: Callable[..., torch.Tensor] = _SOFTMAX_LOSSES[name]
+    if backend is not None:
+        torch._dynamo.reset()
+        loss_fn = torch.compile(loss_fn, backend=backend, fullgraph=True)
+    loss = loss_fn(x, labels % 6)
+    first = torch.autograd.grad(loss, x, retain_graph=True)[0]
+    return [first, torch.autograd.grad(loss, x)[0]]
+
+
+@pytest.mark.parametrize("name", sorted(_SOFTMAX_LOSSES))
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "aot_eager",
+        "inductor",
+        pytest.param(
+            "eager",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="the traced backward does not set the Function's mark that the saved "
+                "log-softmax is spent (docs/classification.md)",
+            ),
+        ),
+    ],
+)
+def test_compiled_softmax_losses_survive_a_second_backward(backend: str, name: str) -> None:
+    expected = _gradients_of_two_backwards(None, name)[0]
+    first, second = _gradients_of_two_backwards(backend, name)
     torch.testing.assert_close(first, expected)
     torch.testing.assert_close(second, expected)
