@@ -15,8 +15,6 @@ whether a hand-written derivative (``detloss._fast``) is kept.
 from __future__ import annotations
 
 import argparse
-import gc
-import time
 from collections.abc import Callable
 
 import torch
@@ -24,26 +22,15 @@ import torch.nn.functional as F
 from fvcore.nn import sigmoid_focal_loss as fvcore_focal
 from fvcore.nn import sigmoid_focal_loss_star as fvcore_focal_star
 from torch import Tensor
-from torch.profiler import ProfilerActivity, profile
+from torch.utils.benchmark import Timer
 
 import detloss
+from detloss.benchmarks.measure import peak_extra_bytes
 from tests import formulas
 
 N, C = 100_000, 80
-
-
-def peak_bytes(step: Callable[[], None]) -> int:
-    """Peak of the running sum of allocation events during ``step()``."""
-    gc.collect()
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        step()
-    assert prof.profiler is not None
-    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
-    running = peak = 0
-    for event in sorted(events, key=lambda e: e.start_ns()):
-        running += event.nbytes()
-        peak = max(peak, running)
-    return peak
+THREADS = 2
+CPU = torch.device("cpu")
 
 
 def make_step(loss: Callable[[Tensor], Tensor], logits: Tensor) -> Callable[[], None]:
@@ -51,7 +38,7 @@ def make_step(loss: Callable[[Tensor], Tensor], logits: Tensor) -> Callable[[], 
 
     def step() -> None:
         loss(x).backward()
-        x.grad = None
+        x.grad = None  # freed here, not at the start of the next (measured) call
 
     return step
 
@@ -197,7 +184,7 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="add the compiled focal rows")
     parser.add_argument("--only", default="", help="comma-separated groups")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(THREADS)
     groups = rows(inputs(), args.compile)
     wanted = [g for g in args.only.split(",") if g] or list(groups)
     for name in wanted:
@@ -207,15 +194,14 @@ def main() -> None:
             step()
             step()
         peaks = [
-            peak_bytes(step) / logits.nbytes
+            peak_extra_bytes(step, logits, CPU) / logits.nbytes
             for step, (_, _, logits) in zip(steps, entries, strict=True)
         ]
+        timers = [Timer("step()", globals={"step": step}, num_threads=THREADS) for step in steps]
         best = [float("inf")] * len(steps)
         for _ in range(args.rounds):
-            for i, step in enumerate(steps):
-                start = time.perf_counter()
-                step()
-                best[i] = min(best[i], time.perf_counter() - start)
+            for i, timer in enumerate(timers):
+                best[i] = min(best[i], timer.timeit(1).mean)
         print(f"[{name}]")
         for (label, _, _), seconds, peak in zip(entries, best, peaks, strict=True):
             print(f"  {label:40s} {seconds * 1e3:8.1f} ms  peak {peak:5.2f}x logits")

@@ -162,6 +162,12 @@ def test_softmax_focal_loss_of_a_huge_logit_spread() -> None:
     torch.testing.assert_close(loss.detach(), torch.tensor([1.5e38]))
     (grad,) = torch.autograd.grad(loss.sum(), logits)
     torch.testing.assert_close(grad, torch.tensor([[0.25, -0.25]]))
+    # a wide row: the loss is alpha (logsumexp(x) - x_y), whatever the other logits
+    wide = torch.randn(1, 81, generator=torch.Generator().manual_seed(0)) * 3
+    wide[0, 7], wide[0, 40] = 2e38, -2.5e38
+    loss = detloss.softmax_focal_loss(wide, torch.tensor([40]), reduction="none")
+    exact = 0.25 * (torch.logsumexp(wide.double(), 1) - wide[0, 40].double())
+    torch.testing.assert_close(loss.double(), exact, rtol=2**-24, atol=0)
     # an ordinary row is unchanged: the loss of its float64 value
     x = torch.tensor([[0.5, -1.0, 2.0], [30.0, -40.0, 1.0]])
     y = torch.tensor([1, 0])

@@ -95,28 +95,27 @@ class SoftmaxFocal(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, labels: Tensor, alpha: float, gamma: float) -> Tensor:
         log_p = torch.log_softmax(x, 1)
-        ctx.save_for_backward(x, labels, log_p if ctx.needs_input_grad[0] else None)
-        ctx.alpha, ctx.gamma, ctx.log_p_spent = alpha, gamma, False
         index = labels.unsqueeze(1)
         log_pt = log_p.gather(1, index).squeeze(1)
+        ctx.save_for_backward(x, labels, log_pt, log_p if ctx.needs_input_grad[0] else None)
+        ctx.alpha, ctx.gamma, ctx.log_p_spent = alpha, gamma, False
         # A logit spread beyond the float range makes log p_t = -inf (x_y - max overflows) where
-        # the loss itself is finite: there take half of log p_t from the exact halves
-        # x_y/2 - max/2 and lse/2 (lse = -max log_p); elsewhere log_pt/2 is exact, and so is the
-        # product with -2 alpha: the same value, bit for bit.
-        top = x.amax(1)
-        half = x.gather(1, index).squeeze(1).mul(0.5).sub_(top.mul(0.5))
-        half = half.add_(log_p.amax(1).mul(0.5))
+        # the loss itself is finite: there half of log p_t is x_y/2 - max/2, exact, since the
+        # -log(sum exp(x - max))/2 that log p_t also holds is at most log(C)/2, below half an ulp
+        # of a number beyond 1.7e38. Elsewhere log_pt/2 is exact, and so is the product with
+        # -2 alpha: the same value, bit for bit.
+        half = x.gather(1, index).squeeze(1).mul(0.5).sub_(x.amax(1).mul(0.5))
         half_log_pt = torch.where(torch.isinf(log_pt), half, log_pt * 0.5)
         return _power_of_one_minus(log_pt, gamma).mul_(half_log_pt).mul_(-2 * alpha)
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:
-        _, labels, log_p = _saved_log_softmax(ctx)
+        _, labels, log_pt, log_p = _saved_log_softmax(ctx)
         alpha, gamma = ctx.alpha, ctx.gamma
         index = labels.unsqueeze(1)
         # clamped: p_t log p_t is 0, not 0 * -inf, where a huge logit spread gives log p_t = -inf
-        log_pt = log_p.gather(1, index).clamp_min(torch.finfo(log_p.dtype).min)
+        log_pt = log_pt.unsqueeze(1).clamp_min(torch.finfo(log_p.dtype).min)
         # m**(gamma - 1) is infinite at m = 1 - p_t = 0 for gamma < 1, where p_t log p_t = 0
         # (the limit of the product is 0): with m at least the smallest number, it is that 0.
         slope = _power_of_one_minus(log_pt, gamma - 1, floor=gamma < 1)
