@@ -33,14 +33,17 @@ THREADS = 2
 CPU = torch.device("cpu")
 
 
-def make_step(loss: Callable[[Tensor], Tensor], logits: Tensor) -> Callable[[], None]:
+def make_step(
+    loss: Callable[[Tensor], Tensor], logits: Tensor
+) -> tuple[Callable[[], None], Tensor]:
+    """One forward + backward of ``loss`` on a leaf copy of ``logits``, and that leaf."""
     x = logits.clone().requires_grad_(True)
 
     def step() -> None:
         loss(x).backward()
         x.grad = None  # freed here, not at the start of the next (measured) call
 
-    return step
+    return step, x
 
 
 def inputs() -> dict[str, Tensor]:
@@ -190,14 +193,11 @@ def main() -> None:
     for name in wanted:
         entries = groups[name]
         steps = [make_step(loss, logits) for _, loss, logits in entries]
-        for step in steps:  # warm-up (and compilation)
+        for step, _ in steps:  # warm-up (and compilation)
             step()
             step()
-        peaks = [
-            peak_extra_bytes(step, logits, CPU) / logits.nbytes
-            for step, (_, _, logits) in zip(steps, entries, strict=True)
-        ]
-        timers = [Timer("step()", globals={"step": step}, num_threads=THREADS) for step in steps]
+        peaks = [peak_extra_bytes(step, leaf, CPU) / leaf.nbytes for step, leaf in steps]
+        timers = [Timer("step()", globals={"step": step}, num_threads=THREADS) for step, _ in steps]
         best = [float("inf")] * len(steps)
         for _ in range(args.rounds):
             for i, timer in enumerate(timers):
